@@ -1,0 +1,60 @@
+"""TOML configuration files: ``[problem]`` (Problem fields) and ``[solver]`` (solve options).
+
+Example::
+
+    [problem]
+    target = "tanh(z1 + He3(z2))"
+    p = 2
+    activation = "relu"
+    alpha = 3.0
+    eta = 0.2
+    steps = 6
+
+    [solver]
+    n_paths = 1_000_000
+    seed = 0
+"""
+import os
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11
+    import tomli as tomllib
+
+from .errors import ProblemError
+from .problem import Problem
+
+SOLVER_KEYS = ("n_paths", "seed", "response", "n_groups", "stein_rtol", "progress")
+TABLES = ("problem", "solver", "simulation", "output")
+
+
+def read_config(path):
+    """Parse a TOML config; returns the dict of tables (unknown tables are an error)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ProblemError("config", f"no such file: {path}")
+    try:
+        with open(path, "rb") as fh:
+            cfg = tomllib.load(fh)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ProblemError("config", f"{path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(cfg) - set(TABLES))
+    if unknown:
+        raise ProblemError(unknown[0], f"unknown table in {path}; known: {', '.join(TABLES)}")
+    if "problem" not in cfg:
+        raise ProblemError("problem", f"{path} has no [problem] table")
+    return cfg
+
+
+def problem_from_config(cfg):
+    return Problem.from_dict(dict(cfg["problem"]))
+
+
+def solver_options(cfg, **overrides):
+    """Keyword arguments of :func:`dmft.solve` from ``[solver]`` plus non-None overrides."""
+    opts = dict(cfg.get("solver", {}))
+    unknown = sorted(set(opts) - set(SOLVER_KEYS))
+    if unknown:
+        raise ProblemError(unknown[0], f"unknown [solver] option; known: {', '.join(SOLVER_KEYS)}")
+    opts.update({k: v for k, v in overrides.items() if v is not None})
+    return opts

@@ -1,0 +1,17 @@
+"""Exceptions raised by dmft."""
+
+
+class ProblemError(ValueError):
+    """Invalid user input.  The message always starts with the name of the offending field."""
+
+    def __init__(self, field, message):
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class NumericalError(RuntimeError):
+    """A numerical failure (divergence, non-PSD kernel) detected at a given step."""
+
+    def __init__(self, step, message):
+        self.step = step
+        super().__init__(f"step {step}: {message}")

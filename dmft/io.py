@@ -1,0 +1,122 @@
+"""Saving and loading results as netCDF (via xarray), written atomically.
+
+Layout: dimensions ``t`` and ``s`` (times), ``neuron``/``neuron2`` (p), ``direction`` (k),
+``replica`` (G); every array of :class:`dmft.Result` becomes a variable, metadata (problem,
+seed, version, timings, status) become attributes, the problem as JSON.
+"""
+import json
+import os
+import tempfile
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def _publish(tmp, path):
+    """Give the temporary file ordinary permissions and rename it into place (atomic)."""
+    os.chmod(tmp, 0o666 & ~_UMASK)
+    os.replace(tmp, path)
+
+import numpy as np
+import xarray as xr
+
+from .errors import ProblemError
+from .problem import Problem
+from .result import KERNELS, OBSERVABLES, Result
+
+_DIMS = {
+    "M": ("t", "neuron", "direction"), "overlap": ("t", "neuron", "direction"),
+    "Q": ("t", "neuron", "neuron2"), "train_loss": ("t",), "test_error": ("t",),
+    "C_theta": ("t", "s", "neuron", "neuron2"), "R_theta": ("t", "s", "neuron", "neuron2"),
+    "C_g": ("t", "s", "neuron", "neuron2"), "R_g": ("t", "s", "neuron", "neuron2"),
+    "Psi": ("t", "neuron", "neuron2"),
+}
+_META = ("seed", "n_paths", "n_groups", "response", "version", "status", "message",
+         "steps_completed")
+
+
+def result_to_dataset(res):
+    data = {}
+    for name in OBSERVABLES + KERNELS:
+        data[name] = (_DIMS[name], getattr(res, name))
+        data[name + "_err"] = (_DIMS[name], getattr(res, name + "_err"))
+    for name, x in res.replicas.items():
+        data["replica_" + name] = (("replica",) + _DIMS[name], x)
+    for name, x in res.residuals.items():
+        data["residual_" + name] = (("t",), x)
+    attrs = {"problem": res.problem.to_json(), "timings": json.dumps(res.timings),
+             "kind": "dmft.Result"}
+    for key in _META:
+        attrs[key] = getattr(res, key)
+    return xr.Dataset(data, coords={"t": res.t}, attrs=attrs)
+
+
+def write_dataset(ds, path):
+    """Write ``ds`` to ``path`` through a temporary file and an atomic rename."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".nc")
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, engine="netcdf4")
+        _publish(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def save_result(res, path):
+    return write_dataset(result_to_dataset(res), path)
+
+
+def dataset_to_result(ds):
+    if ds.attrs.get("kind") != "dmft.Result":
+        raise ProblemError("path", "not a dmft result file")
+    f = {key: ds.attrs[key] for key in _META}
+    for key in ("seed", "n_paths", "n_groups", "steps_completed"):
+        f[key] = int(f[key])
+    f["problem"] = Problem.from_dict(json.loads(ds.attrs["problem"]))
+    f["timings"] = json.loads(ds.attrs["timings"])
+    f["t"] = ds["t"].values
+    for name in OBSERVABLES + KERNELS:
+        f[name] = ds[name].values
+        f[name + "_err"] = ds[name + "_err"].values
+    f["replicas"] = {v[len("replica_"):]: ds[v].values for v in ds.data_vars
+                     if v.startswith("replica_")}
+    f["residuals"] = {v[len("residual_"):]: ds[v].values for v in ds.data_vars
+                      if v.startswith("residual_")}
+    return Result(**f)
+
+
+def load(path):
+    """Load a result written by ``Result.save``."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ProblemError("path", f"no such file: {path}")
+    try:
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            ds.load()
+    except (OSError, ValueError) as exc:
+        raise ProblemError("path", f"cannot read {path}: {exc}") from None
+    return dataset_to_result(ds)
+
+
+def _atomic_savefig(fig, path, **kw):
+    """Save a matplotlib figure atomically (temporary file + rename)."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    ext = os.path.splitext(path)[1] or ".png"
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=ext)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=kw.pop("dpi", 120), **kw)
+        _publish(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path

@@ -1,0 +1,178 @@
+"""`Problem`: the learning problem of THEORY.md section 1, validated once at construction.
+
+Shapes (defined once, used everywhere):
+
+* ``p``  width of the student (number of hidden neurons), ``k`` number of target directions;
+* ``a``  (p,)   fixed second layer, default +-1/sqrt(p) alternating (+, -, +, ...);
+* ``M0`` (p, k) initial overlaps with the target directions, default zeros;
+* ``Q0`` (p, p) initial student Gram matrix, default identity; ``Q0 - M0 M0^T`` must be PSD.
+"""
+import json
+import math
+import numbers
+
+import numpy as np
+
+from .activations import get_activation
+from .errors import ProblemError
+from .targets import Target
+
+SCHEDULES = ("multi-pass",)
+
+
+def _real(field, value, *, positive=False, nonneg=False):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ProblemError(field, f"expected a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ProblemError(field, f"must be finite, got {value!r}")
+    if positive and value <= 0:
+        raise ProblemError(field, f"must be > 0, got {value!r}")
+    if nonneg and value < 0:
+        raise ProblemError(field, f"must be >= 0, got {value!r}")
+    return value
+
+
+def _int(field, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise ProblemError(field, f"expected an integer, got {value!r}")
+    value = int(value)
+    if value < minimum:
+        raise ProblemError(field, f"must be >= {minimum}, got {value}")
+    return value
+
+
+def _array(field, value, shape):
+    try:
+        arr = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ProblemError(field, f"expected a numeric array of shape {shape}") from None
+    if arr.shape != shape:
+        if arr.size == int(np.prod(shape)) and arr.ndim <= 1 and len(shape) == 2 and 1 in shape:
+            arr = arr.reshape(shape)
+        else:
+            raise ProblemError(field, f"expected shape {shape}, got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ProblemError(field, "contains NaN or infinite entries")
+    return arr
+
+
+def default_second_layer(p):
+    """+-1/sqrt(p), alternating +, -, +, ..."""
+    return np.array([(1.0 if j % 2 == 0 else -1.0) / math.sqrt(p) for j in range(p)])
+
+
+class Problem:
+    """A two-layer-network learning problem (THEORY.md section 1).
+
+    Parameters
+    ----------
+    target : str
+        Expression of ``z1..zk`` (see :mod:`dmft.targets`), e.g. ``"tanh(z1 + He3(z2))"``.
+    p : int
+        Student width.
+    activation : str
+        Name in :data:`dmft.activations.ACTIVATIONS`.
+    a : array (p,) or None
+        Second layer; None means +-1/sqrt(p) alternating.
+    alpha, eta : float > 0
+        Sample ratio n/d and learning rate.
+    ridge : float >= 0
+        Weight decay lambda: ``W <- (1 - eta*lambda) W - eta * grad``.
+    noise : float >= 0
+        Label-noise variance Delta.
+    steps : int >= 1
+        Number of GD steps T; observables are returned at t = 0..T.
+    M0 : array (p, k) or None;  Q0 : array (p, p) or None
+        Initial overlaps; ``Q0 - M0 M0^T`` must be positive semi-definite.
+    k : int or None
+        Number of target directions; defaults to the largest index used in ``target`` (at least 1).
+    schedule : str
+        Data-reuse schedule; ``"multi-pass"`` (full batch reused at every step).
+    """
+
+    def __init__(self, target, p=1, activation="relu", a=None, alpha=1.0, eta=0.1, ridge=0.0,
+                 noise=0.0, steps=10, M0=None, Q0=None, k=None, schedule="multi-pass"):
+        self.target = target if isinstance(target, Target) else Target(target, field="target")
+        self.p = _int("p", p, 1)
+        self.activation = get_activation(activation).name
+        self.alpha = _real("alpha", alpha, positive=True)
+        self.eta = _real("eta", eta, positive=True)
+        self.ridge = _real("ridge", ridge, nonneg=True)
+        self.noise = _real("noise", noise, nonneg=True)
+        self.steps = _int("steps", steps, 1)
+        used = self.target.k_used
+        if k is None:
+            self.k = max(used, 1)
+        else:
+            self.k = _int("k", k, 1)
+            if self.k < used:
+                raise ProblemError("k", f"the target uses z{used} but k = {self.k}")
+        self.a = default_second_layer(self.p) if a is None else _array("a", a, (self.p,))
+        self.M0 = np.zeros((self.p, self.k)) if M0 is None else _array("M0", M0, (self.p, self.k))
+        if Q0 is None:
+            self.Q0 = np.eye(self.p)
+        else:
+            Q0 = _array("Q0", Q0, (self.p, self.p))
+            scale = max(1.0, float(np.max(np.abs(Q0))))
+            if np.max(np.abs(Q0 - Q0.T)) > 1e-10 * scale:
+                raise ProblemError("Q0", "must be symmetric")
+            self.Q0 = 0.5 * (Q0 + Q0.T)
+        resid = self.Q0 - self.M0 @ self.M0.T
+        scale = max(1.0, float(np.max(np.abs(self.Q0))))
+        lam_min = float(np.linalg.eigvalsh(resid).min())
+        if lam_min < -1e-10 * scale:
+            raise ProblemError("Q0", f"Q0 - M0 M0^T must be positive semi-definite "
+                                      f"(smallest eigenvalue {lam_min:.3g})")
+        if not isinstance(schedule, str) or schedule.strip().lower() not in SCHEDULES:
+            raise ProblemError("schedule", f"unknown schedule {schedule!r}; available: "
+                                           f"{', '.join(SCHEDULES)}")
+        self.schedule = schedule.strip().lower()
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def C0(self):
+        """Covariance of theta(0): ``Q0 - M0 M0^T`` (p, p)."""
+        return self.Q0 - self.M0 @ self.M0.T
+
+    def to_dict(self):
+        """JSON-serialisable dict that :meth:`from_dict` turns back into an equal Problem."""
+        return {
+            "target": self.target.expr, "p": self.p, "activation": self.activation,
+            "a": self.a.tolist(), "alpha": self.alpha, "eta": self.eta, "ridge": self.ridge,
+            "noise": self.noise, "steps": self.steps, "M0": self.M0.tolist(),
+            "Q0": self.Q0.tolist(), "k": self.k, "schedule": self.schedule,
+        }
+
+    @classmethod
+    def from_dict(cls, d):
+        if not isinstance(d, dict):
+            raise ProblemError("problem", "expected a table of problem fields")
+        known = set(cls.__init__.__code__.co_varnames[1:cls.__init__.__code__.co_argcount])
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ProblemError(unknown[0], f"unknown problem field; known fields: "
+                                           f"{', '.join(sorted(known))}")
+        if "target" not in d:
+            raise ProblemError("target", "missing")
+        return cls(**d)
+
+    def to_json(self):
+        return json.dumps(self.to_dict())
+
+    def replace(self, **changes):
+        d = self.to_dict()
+        d.update(changes)
+        return Problem.from_dict(d)
+
+    def __eq__(self, other):
+        return isinstance(other, Problem) and self.to_dict() == other.to_dict()
+
+    def __repr__(self):
+        return (f"Problem(target={self.target.expr!r}, p={self.p}, k={self.k}, "
+                f"activation={self.activation!r}, alpha={self.alpha}, eta={self.eta}, "
+                f"ridge={self.ridge}, noise={self.noise}, steps={self.steps}, "
+                f"schedule={self.schedule!r})")
