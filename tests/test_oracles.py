@@ -1,0 +1,64 @@
+"""Exact oracles of THEORY.md section 5: the first step and the linear (Marchenko-Pastur) case."""
+import numpy as np
+import pytest
+
+import dmft
+from dmft.exact import linear_gd_exact
+from dmft.targets import Target
+
+from quadrature import gauss_expectation
+
+
+@pytest.mark.parametrize("activation, dsig_mean", [
+    ("relu", 0.5),                               # E[1{w > 0}] = 1/2
+    ("tanh", None),                              # E[1 - tanh(w)^2] by quadrature
+])
+def test_exact_first_step(activation, dsig_mean):
+    target = "tanh(z1 + He3(z2))"                # non-linear, two-index
+    f = Target(target)
+    Eyz = gauss_expectation(lambda z: f(z)[:, None] * z, 2, n=150)
+    Eyz_coarse = gauss_expectation(lambda z: f(z)[:, None] * z, 2, n=100)
+    assert np.allclose(Eyz, Eyz_coarse, atol=1e-9)          # quadrature converged
+    if dsig_mean is None:
+        x, w = np.polynomial.hermite_e.hermegauss(120)
+        dsig_mean = float(np.sum(w * (1 - np.tanh(x) ** 2)) / w.sum())
+    pr = dmft.Problem(target, p=2, activation=activation, alpha=3.0, eta=0.2, steps=1)
+    res = dmft.solve(pr, n_paths=400_000, seed=11)
+    expected = pr.eta * pr.alpha * dsig_mean * np.outer(pr.a, Eyz)   # (p, k)
+    dev = np.abs(res.M[1] - expected)
+    assert np.all(dev < 4 * res.M_err[1]), (res.M[1], expected, res.M_err[1])
+    assert np.all(res.M_err[1] > 0)
+    assert np.array_equal(res.M[0], np.zeros((2, 2)))
+    assert np.allclose(res.Q[0], np.eye(2))
+
+
+@pytest.mark.parametrize("alpha", [0.5, 2.0])
+def test_linear_oracle_marchenko_pastur(alpha):
+    """Linear student, p = 1, y = z1 + label noise, ridge > 0: train and test error at every
+    step equal the exact large-d GD curves, within 3 error bars or 1e-3."""
+    eta, ridge, noise, T = 0.2, 0.1, 0.25, 20
+    pr = dmft.Problem("z1", p=1, activation="linear", alpha=alpha, eta=eta, ridge=ridge,
+                      noise=noise, steps=T)
+    res = dmft.solve(pr, n_paths=200_000, seed=5)
+    assert res.ok and res.response == "pathwise"
+    ex = linear_gd_exact(alpha, eta, ridge=ridge, noise=noise, steps=T)
+    for key in ("train_loss", "test_error"):
+        dev = np.abs(getattr(res, key) - ex[key])
+        err = getattr(res, key + "_err")
+        ok = (dev < 3 * err) | (dev < 1e-3)
+        assert ok.all(), (key, np.where(~ok)[0], dev[~ok], err[~ok])
+    dev_M = np.abs(res.M[:, 0, 0] - ex["M"])
+    assert np.all((dev_M < 3 * res.M_err[:, 0, 0]) | (dev_M < 1e-3))
+
+
+def test_linear_oracle_stein_short_horizon():
+    """The Stein estimator on the same oracle over a horizon where innovations stay resolved."""
+    alpha, eta, ridge, noise, T = 2.0, 0.2, 0.1, 0.25, 10
+    pr = dmft.Problem("z1", p=1, activation="linear", alpha=alpha, eta=eta, ridge=ridge,
+                      noise=noise, steps=T)
+    res = dmft.solve(pr, n_paths=200_000, seed=6, response="stein")
+    ex = linear_gd_exact(alpha, eta, ridge=ridge, noise=noise, steps=T)
+    for key in ("train_loss", "test_error"):
+        dev = np.abs(getattr(res, key) - ex[key])
+        err = getattr(res, key + "_err")
+        assert np.all((dev < 3.5 * err) | (dev < 1e-3)), key
