@@ -1,16 +1,26 @@
 """Sample side of the DMFT (THEORY.md section 2): Numba kernels over Monte Carlo paths.
 
-One call advances every path by one time step t.  Path arrays are laid out (time, path, neuron):
+One call advances every path by one step t (see :mod:`dmft.weight` for the representation):
 
-* ``zeta``  (T+1, N, p)   i.i.d. standard normals, omega(t) = sum_{s<=t} L(t, s) zeta(s)
-* ``g_hist`` (T+1, N, p)  g(s) = (yhat(h(s)) - y) a * sigma'(h(s)) of every path, written at s = t
-* ``D_hist`` (T+1, N, p, p)  D(s) = dg(s)/dh(s) (pathwise estimator only)
-* ``z`` (N, k), ``y`` (N,) the sample's target coordinates and label.
+    r(t-1)   = g(t-1) - sum_{w<t-1} K(t-1, w) kappa(w)        (innovation of the path's own g)
+    omega(t) = P(t) eps0 + sqrt(alpha) sum_{v<t} B(t, v) eta(v)       (Gaussian field)
+    h(t)     = M(t) z* + omega(t) + sum_{v<t-1} B(t, v) kappa(v) - lr r(t-1)    (memory term)
+    g(t)     = (yhat(h(t)) - y) a * sigma'(h(t))
+
+(B(t, t-1) kappa(t-1) = -lr K(t-1, t-1) K(t-1, t-1)^+ r(t-1) = -lr r(t-1), lr the learning rate.)
+The kernel stores the raw innovation r(t-1) in ``kappa[t-1]`` and accumulates E[r r^T] and
+E[r kappa(w)^T]; the caller then re-orthogonalises and whitens ``kappa[t-1]`` with
+:func:`whiten`, K(t-1, t-1) being computed from the residuals themselves (not by a subtraction
+that would lose the small innovations to cancellation).
+
+Path arrays are laid out (time, path, neuron): ``eta`` and ``kappa`` (T, N, p); ``eps0`` (N, p),
+``g_prev`` (N, p) holds g(t-1) and is overwritten with g(t); ``D_hist`` (T+1, N, p, p) holds
+D(s) = dg(s)/dh(s) for the pathwise estimator; ``z`` (N, k), ``y`` (N,).
 
 Paths are split in G contiguous groups (``bounds``, length G+1); group b is an independent
-replica with its own kernels (``L_row[b]``, ``R_row[b]``, ``M_t[b]``) and its own sums, so the
-``prange`` over groups needs no atomics and the result does not depend on the thread count.
-Every kernel returns *sums* over the group's paths; the caller divides by the group size.
+replica with its own kernels (``P_t[b]``, ``B_row[b]``, ...) and its own sums, so the ``prange``
+over groups needs no atomics and results do not depend on the number of threads.  Kernels
+return *sums* over each group's paths; the caller divides by the group sizes.
 """
 import numpy as np
 from numba import njit, prange
@@ -19,27 +29,39 @@ from .activations import d2sigma, dsigma, sigma
 
 
 @njit(cache=True, inline="always")
-def _forward(t, i, b, code, a, z, y, zeta, g_hist, L_row, R_row, M_t, om, h, ht, g):
-    """omega(t), h(t) (with memory), h_test = M z + omega(t), g(t) for path i of group b.
-
-    Returns (train loss, test loss) of the path."""
+def _forward(t, i, b, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, P_t, B_row,
+             K_prev, M_t, om, h, ht, g):
+    """Innovation r(t-1) of the path's g, then omega(t), h(t), h_test, g(t) of path i in
+    group b.  Returns (train loss, test loss, yhat - y) of the path."""
     p = a.shape[0]
     k = z.shape[1]
+    if t >= 1:
+        for j in range(p):
+            acc = g_prev[i, j]
+            for w in range(t - 1):
+                for l in range(p):
+                    acc -= K_prev[b, w, j, l] * kappa[w, i, l]
+            kappa[t - 1, i, j] = acc
     for j in range(p):
         acc = 0.0
-        for s in range(t + 1):
+        for l in range(p):
+            acc += P_t[b, j, l] * eps0[i, l]
+        noise = 0.0
+        mem = 0.0
+        for v in range(t):
             for l in range(p):
-                acc += L_row[b, s, j, l] * zeta[s, i, l]
-        om[j] = acc
-    for j in range(p):
+                noise += B_row[b, v, j, l] * eta[v, i, l]
+        for v in range(t - 1):
+            for l in range(p):
+                mem += B_row[b, v, j, l] * kappa[v, i, l]
+        if t >= 1:
+            mem -= lr * kappa[t - 1, i, j]
+        om[j] = acc + sqrt_alpha * noise
         acc = om[j]
-        for r in range(k):
-            acc += M_t[b, j, r] * z[i, r]
+        for q in range(k):
+            acc += M_t[b, j, q] * z[i, q]
         ht[j] = acc
-        for s in range(t):
-            for l in range(p):
-                acc += R_row[b, s, j, l] * g_hist[s, i, l]
-        h[j] = acc
+        h[j] = acc + mem
     yhat = 0.0
     ytest = 0.0
     for j in range(p):
@@ -48,33 +70,51 @@ def _forward(t, i, b, code, a, z, y, zeta, g_hist, L_row, R_row, M_t, om, h, ht,
     err = yhat - y[i]
     for j in range(p):
         g[j] = err * a[j] * dsigma(code, h[j])
-        g_hist[t, i, j] = g[j]
+        g_prev[i, j] = g[j]
     et = ytest - y[i]
     return 0.5 * err * err, 0.5 * et * et, err
 
 
 @njit(cache=True, inline="always")
-def _accumulate(t, i, b, g, om, z, zeta, g_hist, Cg_row, gz, om2, S_row, stein):
+def _accumulate(t, i, b, g, om, z, eps0, eta, kappa, gg, gk, gz, om2, kk, cw, S_eps, S_eta,
+                stein):
     p = g.shape[0]
     k = z.shape[1]
-    for s in range(t + 1):
+    if t >= 1:
         for j in range(p):
             for l in range(p):
-                Cg_row[b, s, j, l] += g[j] * g_hist[s, i, l]
-                if stein:
-                    S_row[b, s, j, l] += g[j] * zeta[s, i, l]
+                kk[b, j, l] += kappa[t - 1, i, j] * kappa[t - 1, i, l]
+        for w in range(t - 1):                   # re-orthogonalisation coefficients
+            for j in range(p):
+                for l in range(p):
+                    cw[b, w, j, l] += kappa[t - 1, i, j] * kappa[w, i, l]
     for j in range(p):
-        for r in range(k):
-            gz[b, j, r] += g[j] * z[i, r]
         for l in range(p):
+            gg[b, j, l] += g[j] * g[l]
             om2[b, j, l] += om[j] * om[l]
+        for q in range(k):
+            gz[b, j, q] += g[j] * z[i, q]
+    for v in range(t):
+        for j in range(p):
+            for l in range(p):
+                gk[b, v, j, l] += g[j] * kappa[v, i, l]
+    if stein:
+        for j in range(p):
+            for l in range(p):
+                S_eps[b, j, l] += g[j] * eps0[i, l]
+        for v in range(t):
+            for j in range(p):
+                for l in range(p):
+                    S_eta[b, v, j, l] += g[j] * eta[v, i, l]
 
 
 @njit(cache=True, parallel=True)
-def step_stein(t, code, a, z, y, zeta, g_hist, bounds, L_row, R_row, M_t,
-               Cg_row, S_row, gz, om2, losses):
-    """Advance all paths to time t; accumulate C_g(t, .), S(t, .) = E[g(t) zeta(.)^T],
-    E[g(t) z^T], E[omega(t) omega(t)^T] and (train, test) losses per group."""
+def step_stein(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, bounds, P_t, B_row,
+               K_prev, M_t, gg, gk, gz, om2, kk, cw, S_eps, S_eta, losses):
+    """Advance all paths to time t and accumulate, per group: E[g g^T], E[g(t) kappa(v)^T],
+    (kappa(t-1) still raw: r(t-1)), E[g z*^T], E[omega omega^T], E[r(t-1) r(t-1)^T],
+    E[r(t-1) kappa(w)^T] (w < t-1, for re-orthogonalisation), the Stein averages E[g(t) eps0^T] and E[g(t) eta(v)^T], and
+    the (train, test) losses."""
     G = bounds.shape[0] - 1
     p = a.shape[0]
     for b in prange(G):
@@ -83,19 +123,20 @@ def step_stein(t, code, a, z, y, zeta, g_hist, bounds, L_row, R_row, M_t,
         ht = np.empty(p)
         g = np.empty(p)
         for i in range(bounds[b], bounds[b + 1]):
-            tr, te, err = _forward(t, i, b, code, a, z, y, zeta, g_hist, L_row, R_row, M_t,
-                                   om, h, ht, g)
+            tr, te, err = _forward(t, i, b, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa,
+                                   g_prev, P_t, B_row, K_prev, M_t, om, h, ht, g)
             losses[b, 0] += tr
             losses[b, 1] += te
-            _accumulate(t, i, b, g, om, z, zeta, g_hist, Cg_row, gz, om2, S_row, True)
+            _accumulate(t, i, b, g, om, z, eps0, eta, kappa, gg, gk, gz, om2, kk, cw, S_eps,
+                        S_eta, True)
 
 
 @njit(cache=True, parallel=True)
-def step_pathwise(t, code, a, z, y, zeta, g_hist, D_hist, bounds, L_row, R_row, R_full, M_t,
-                  Cg_row, Rg_row, gz, om2, losses):
-    """As :func:`step_stein`, but R_g(t, s) = E[dg(t)/domega(s)] by reverse-mode
+def step_pathwise(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, D_hist, bounds,
+                  P_t, B_row, K_prev, M_t, R_theta, gg, gk, gz, om2, kk, cw, Rg_row, losses):
+    """As :func:`step_stein`, but R_g(t, u) = E[dg(t)/domega(u)] by reverse-mode
     differentiation of each path: A(t) = D(t), A(u) = sum_{v=u+1..t} A(v) R_theta(v, u) D(u),
-    R_g(t, u) = E[A(u)].  D = dg/dh includes sigma'' (exact per path; smooth sigma only)."""
+    R_g(t, u) = E[A(u)], with D = dg/dh including sigma'' (smooth sigma only)."""
     G = bounds.shape[0] - 1
     p = a.shape[0]
     for b in prange(G):
@@ -106,8 +147,8 @@ def step_pathwise(t, code, a, z, y, zeta, g_hist, D_hist, bounds, L_row, R_row, 
         A = np.empty((t + 1, p, p))
         tmp = np.empty((p, p))
         for i in range(bounds[b], bounds[b + 1]):
-            tr, te, err = _forward(t, i, b, code, a, z, y, zeta, g_hist, L_row, R_row, M_t,
-                                   om, h, ht, g)
+            tr, te, err = _forward(t, i, b, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa,
+                                   g_prev, P_t, B_row, K_prev, M_t, om, h, ht, g)
             losses[b, 0] += tr
             losses[b, 1] += te
             for j in range(p):
@@ -124,7 +165,7 @@ def step_pathwise(t, code, a, z, y, zeta, g_hist, D_hist, bounds, L_row, R_row, 
                         acc = 0.0
                         for v in range(u + 1, t + 1):
                             for m in range(p):
-                                acc += A[v, j, m] * R_full[b, v, u, m, l]
+                                acc += A[v, j, m] * R_theta[b, v, u, m, l]
                         tmp[j, l] = acc
                 for j in range(p):
                     for l in range(p):
@@ -136,4 +177,30 @@ def step_pathwise(t, code, a, z, y, zeta, g_hist, D_hist, bounds, L_row, R_row, 
                 for j in range(p):
                     for l in range(p):
                         Rg_row[b, u, j, l] += A[u, j, l]
-            _accumulate(t, i, b, g, om, z, zeta, g_hist, Cg_row, gz, om2, Cg_row, False)
+            _accumulate(t, i, b, g, om, z, eps0, eta, kappa, gg, gk, gz, om2, kk, cw, om2,
+                        gk, False)
+
+
+@njit(cache=True, parallel=True)
+def whiten(s, kappa, bounds, c, K_inv):
+    """Second Gram-Schmidt pass on the raw innovations r(s) stored in ``kappa[s]``:
+    kappa(s) = K(s, s)^+ [r(s) - sum_{w<s} c(w) kappa(w)], c(w) = E[r(s) kappa(w)^T].
+
+    Classical Gram-Schmidt loses orthogonality in proportion to 1/innovation, and innovations of
+    g decay geometrically when GD converges; projecting twice restores it to round-off."""
+    G = bounds.shape[0] - 1
+    p = kappa.shape[2]
+    for b in prange(G):
+        r = np.empty(p)
+        for i in range(bounds[b], bounds[b + 1]):
+            for j in range(p):
+                acc = kappa[s, i, j]
+                for w in range(s):
+                    for l in range(p):
+                        acc -= c[b, w, j, l] * kappa[w, i, l]
+                r[j] = acc
+            for j in range(p):
+                acc = 0.0
+                for l in range(p):
+                    acc += K_inv[b, j, l] * r[l]
+                kappa[s, i, j] = acc

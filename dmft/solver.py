@@ -2,13 +2,16 @@
 
 Scheme
 ------
-At each step t = 0..T: the weight side (:class:`dmft.weight.WeightSide`) gives Psi(t),
-R_theta(t, .), C_theta(t, .) and the Cholesky row L(t, .) from kernels at earlier times; every
-path draws zeta(t) and so omega(t) *conditionally on its own past*; the Numba kernels of
-:mod:`dmft.kernels` compute h(t), g(t) and the Monte Carlo sums for C_g(t, .), R_g(t, .),
-E[g(t) z*^T] and the losses; then M(t+1).  Causality makes the sweep exact: there is no outer
-fixed-point iteration, and the only self-consistency residuals are Monte Carlo ones, reported
-in ``Result.residuals``.
+At each step t = 0..T: the weight side (:class:`dmft.weight.WeightSide`) advances P(t) and
+B(t, .) (Psi and R_theta multiplied by factors of the driving covariances) and C_theta(t, .)
+from kernels at earlier times; every path draws one new Gaussian innovation, so omega(t) is
+sampled *conditionally on the path's own past*; the Numba kernels of :mod:`dmft.kernels`
+compute h(t), g(t) and the Monte Carlo sums for C_g(t, .), the response products, E[g(t) z*^T]
+and the losses; then M(t+1).  Causality makes the sweep exact: there is no outer fixed-point
+iteration, and the self-consistency residuals (Monte Carlo and round-off) are reported in
+``Result.residuals``: ``omega_cov`` (empirical covariance of the drawn omega(t) against
+C_theta(t, t), relative) and ``g_innovation`` (what the re-orthogonalised innovation of g(t)
+corrected in the cheap estimate of it, relative to C_g).
 
 Error bars (decision recorded here)
 -----------------------------------
@@ -21,18 +24,14 @@ paths) against a statistical error of order 1/sqrt(N): negligible when N >> G^2.
 
 Response functions (decision recorded here)
 -------------------------------------------
-``response="stein"`` (valid for any activation, ReLU included): Gaussian integration by parts,
-S(t, u) = E[g(t) zeta(u)^T] = sum_{s=u..t} R_g(t, s) L(s, u), solved backwards with innovations
-below ``stein_rtol`` (1e-3) of the largest one treated as zero (THEORY.md pitfall).
-``response="pathwise"`` (smooth activations): exact per-path derivatives by reverse mode, cost
-O(t^2 p^3) per path and step instead of O(t p^2).
-The default ``"auto"`` takes "pathwise" where sigma is smooth and "stein" otherwise, as
-THEORY.md recommends.  Reason, measured: C_theta is a moment matrix of the GD operator, so when
-GD converges its innovations L(t, t) decay geometrically (a factor ~7 per step for a linear
-student at alpha = 0.5), the back-solve divides Monte Carlo noise by them, and Stein on the
-linear oracle (alpha = 0.5, ridge 0.1, 2e5 paths in 32 replicas) leaves the exact curves after
-~17 steps whatever the truncation; pathwise matches them over 40 steps.  For ReLU (the paper's
-case, few steps, innovations O(1)) Stein is the only option and is accurate.
+``response="stein"`` (default, any activation, ReLU included): Gaussian integration by parts
+with respect to the whitened drivers of omega gives directly the products sum_u R_g(t, u) P(u)
+and sum_u R_g(t, u) B(u, v) that the weight side needs, without ever dividing by an innovation
+(see :mod:`dmft.weight`): THEORY.md's pitfall (a back-solve that amplifies Monte Carlo noise by
+1/innovation) does not arise, and the linear oracle holds over 40 steps at alpha = 0.5.
+``response="pathwise"`` (smooth activations, the cross-check): exact per-path derivatives by
+reverse mode, D = dg/dh including sigma''; cost O(t^2 p^3) per path and step instead of
+O(t p^2).  R_g, Psi and R_theta are reported in both cases (reconstructed for Stein).
 """
 import math
 import time
@@ -47,12 +46,8 @@ from .problem import Problem
 from .result import Result
 from .weight import WeightSide
 
-RESPONSES = ("auto", "stein", "pathwise")
+RESPONSES = ("stein", "pathwise")
 DIVERGENCE = 1e10   # |C_theta(t, t)| or |M| beyond this counts as divergence
-# C_theta is PSD by construction (a Gram matrix of the weight-side process), so a negative
-# innovation eigenvalue is round-off: clipped to 0 and reported in the residual "cholesky";
-# only a gross violation (relative to C_theta(t, t)) is treated as a failure.
-NONPSD = 1e-3
 
 
 def _check_solver_args(problem, n_paths, seed, response, n_groups, stein_rtol):
@@ -90,7 +85,7 @@ def _draw_samples(problem, rng, N):
     return np.ascontiguousarray(z), np.ascontiguousarray(y)
 
 
-def solve(problem, n_paths=200_000, seed=None, progress="auto", response="auto",
+def solve(problem, n_paths=200_000, seed=None, progress="auto", response="stein",
           n_groups=32, stein_rtol=1e-3):
     """Solve the DMFT of ``problem`` by Monte Carlo over ``n_paths`` sample-side paths.
 
@@ -103,21 +98,19 @@ def solve(problem, n_paths=200_000, seed=None, progress="auto", response="auto",
         Seed of all random draws; None draws one (recorded in the result).
     progress : bool or "auto"
         tqdm progress bar over steps; "auto" shows it for runs expected to take over ~2 s.
-    response : {"auto", "stein", "pathwise"}
-        Estimator of R_g (see module docstring); "auto" is "pathwise" for smooth activations
-        and "stein" otherwise.
+    response : {"stein", "pathwise"}
+        Estimator of the responses (see module docstring); "pathwise" needs a smooth activation.
     n_groups : int
         Number of independent replicas used for the error bars.
     stein_rtol : float
-        Relative threshold below which innovations are dropped in the Stein back-solve.
+        Innovations below this fraction of the largest are dropped when R_g and R_theta are
+        reconstructed for reporting (Stein estimator; the dynamics never uses them).
 
     Returns
     -------
     Result
     """
     _check_solver_args(problem, n_paths, seed, response, n_groups, stein_rtol)
-    if response == "auto":
-        response = "pathwise" if get_activation(problem.activation).smooth else "stein"
     t_start = time.perf_counter()
     N, G, T, p, k = int(n_paths), int(n_groups), problem.steps, problem.p, problem.k
     if seed is None:
@@ -131,14 +124,18 @@ def solve(problem, n_paths=200_000, seed=None, progress="auto", response="auto",
     counts = np.diff(bounds).astype(np.float64)
 
     W = WeightSide(G, T, p, k, problem.alpha, problem.eta, problem.ridge, problem.C0,
-                   problem.M0, stein_rtol=stein_rtol)
-    zeta = np.empty((T + 1, N, p))
-    g_hist = np.zeros((T + 1, N, p))
-    D_hist = np.zeros((T + 1, N, p, p)) if response == "pathwise" else None
+                   problem.M0, pathwise=(response == "pathwise"))
+    W.REPORT_RTOL = stein_rtol
+    sqrt_alpha = math.sqrt(problem.alpha)
+    eps0 = rng.standard_normal((N, p))
+    eta = np.zeros((max(T, 1), N, p))
+    kappa = np.zeros((max(T, 1), N, p))
+    g_prev = np.zeros((N, p))
+    D_hist = np.zeros((T + 1, N, p, p)) if response == "pathwise" else np.zeros((1, 1, p, p))
     losses = np.full((G, T + 1, 2), np.nan)
     res_omega = np.full(T + 1, np.nan)
-    res_stein = np.full(T + 1, np.nan)
-    res_chol = np.full(T + 1, np.nan)
+    res_innov = np.full(T + 1, np.nan)
+    lr = problem.eta
     status, message, completed = "ok", "", T
     t_weight = t_sample = 0.0
 
@@ -147,49 +144,64 @@ def solve(problem, n_paths=200_000, seed=None, progress="auto", response="auto",
     try:
         for t in range(T + 1):
             t0 = time.perf_counter()
-            min_eig = W.advance(t)
+            W.advance(t)
             diag = W.C_theta[:, t, t]
             if not np.all(np.isfinite(diag)) or np.abs(diag).max() > DIVERGENCE:
                 status, message = "diverged", f"C_theta({t},{t}) diverged (eta too large?)"
                 break
-            if min_eig < -NONPSD:
-                status, message = "non-psd", f"C_theta is not PSD at step {t} " \
-                                             f"(innovation eigenvalue {min_eig:.3g})"
-                break
-            res_chol[t] = W.factor_residual(t)
-            rng.standard_normal(out=zeta[t])
-            L_row = np.ascontiguousarray(W.L[:, t, :t + 1])
-            R_row = np.ascontiguousarray(W.R_theta[:, t, :t])
+            if t >= 1:
+                rng.standard_normal(out=eta[t - 1])
+            P_t = np.ascontiguousarray(W.P[:, t])
+            B_row = np.ascontiguousarray(W.B[:, t, :t])
+            K_prev = np.ascontiguousarray(W.K[:, t - 1, :max(t - 1, 0)]) if t >= 1 \
+                else np.zeros((G, 0, p, p))
             M_t = np.ascontiguousarray(W.M[:, t])
-            Cg = np.zeros((G, t + 1, p, p))
-            Rs = np.zeros((G, t + 1, p, p))
+            gg = np.zeros((G, p, p))
+            gk = np.zeros((G, t, p, p))
             gz = np.zeros((G, p, k))
             om2 = np.zeros((G, p, p))
+            kk = np.zeros((G, p, p))
+            cw = np.zeros((G, max(t - 1, 0), p, p))
             lo = np.zeros((G, 2))
             t1 = time.perf_counter()
             if response == "stein":
-                kernels.step_stein(t, act.code, a, z, y, zeta, g_hist, bounds, L_row, R_row, M_t,
-                                   Cg, Rs, gz, om2, lo)
+                S_eps = np.zeros((G, p, p))
+                S_eta = np.zeros((G, t, p, p))
+                kernels.step_stein(t, act.code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev,
+                                   bounds, P_t, B_row, K_prev, M_t, gg, gk, gz, om2, kk, cw,
+                                   S_eps, S_eta, lo)
             else:
-                kernels.step_pathwise(t, act.code, a, z, y, zeta, g_hist, D_hist, bounds, L_row,
-                                      R_row, W.R_theta, M_t, Cg, Rs, gz, om2, lo)
+                Rg = np.zeros((G, t + 1, p, p))
+                kernels.step_pathwise(t, act.code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa,
+                                      g_prev, D_hist, bounds, P_t, B_row, K_prev, M_t, W.R_theta,
+                                      gg, gk, gz, om2, kk, cw, Rg, lo)
             t2 = time.perf_counter()
-            c = counts[:, None, None, None]
-            W.set_C_g_row(t, Cg / c)
+            c3, c4 = counts[:, None, None], counts[:, None, None, None]
+            gk /= c4
+            if t >= 1:      # re-orthogonalise and whiten r(t-1) now that its moments are known
+                cw /= c4
+                K_inv, res_innov[t - 1] = W.finalize_innovation(t - 1, kk / c3, cw)
+                kernels.whiten(t - 1, kappa, bounds, cw, K_inv)
+                # E[g(t) kappa(t-1)^T] = (E[g(t) r^T] - sum_w E[g(t) kappa(w)^T] c(w)^T) K_inv
+                gk[:, t - 1] = (gk[:, t - 1] - np.einsum("gwij,gwkj->gik", gk[:, :t - 1], cw)) \
+                    @ K_inv
+            W.set_g_row(t, gg / c3, gk)
             if response == "stein":
-                res_stein[t] = W.stein_backsolve(t, Rs / c)
+                W.S_eps[:, t] = S_eps / c3
+                W.S_eta[:, t, :t] = S_eta / c4
             else:
-                W.R_g[:, t, :t + 1] = Rs / c
+                W.R_g[:, t, :t + 1] = Rg / c4
             losses[:, t] = lo / counts[:, None]
-            # pooled check that the drawn omega(t) has covariance C_theta(t, t) (MC-sized)
+            # pooled Monte Carlo checks: omega(t) has covariance C_theta(t, t); kappa(t-1) is
+            # white on the kept innovations (both O(1/sqrt(N)))
             dev = om2.sum(axis=0) - np.einsum("g,gij->ij", counts, diag)
             res_omega[t] = float(np.abs(dev).max() / (N * max(np.abs(diag).max(), 1e-300)))
             if t < T:
-                W.update_M(t, gz / counts[:, None, None])
+                W.update_M(t, gz / c3)
             t_weight += (t1 - t0) + (time.perf_counter() - t2)
             t_sample += t2 - t1
             if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(W.M[:, min(t + 1, T)]))
-                    and np.all(np.isfinite(W.R_g[:, t, :t + 1]))):
+                    and np.all(np.isfinite(gg))):
                 status, message = "diverged", f"non-finite values at step {t} (eta too large?)"
                 break
             bar.update(1)
@@ -200,10 +212,12 @@ def solve(problem, n_paths=200_000, seed=None, progress="auto", response="auto",
     if status != "ok":
         completed = t - 1
         message = f"step {t}: {message}"
-    timings = {"total": time.perf_counter() - t_start, "weight_side": t_weight,
-               "sample_side": t_sample}
+    t0 = time.perf_counter()
+    if completed >= 0:
+        W.reconstruct(completed)
+    timings = {"total": time.perf_counter() - t_start, "weight_side": t_weight
+               + time.perf_counter() - t0, "sample_side": t_sample}
     return Result.from_replicas(
         problem=problem, W=W, losses=losses, completed=completed, status=status,
         message=message, seed=seed, n_paths=N, n_groups=G, response=response,
-        timings=timings, residuals={"omega_cov": res_omega, "stein_backsolve": res_stein,
-                                         "cholesky": res_chol})
+        timings=timings, residuals={"omega_cov": res_omega, "g_innovation": res_innov})

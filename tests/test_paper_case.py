@@ -18,7 +18,7 @@ def test_paper_case_one_million_paths():
     assert np.all(np.diff(res.train_loss) < 0)
     # Monte Carlo self-consistency: drawn omega has covariance C_theta (1e6 paths: ~1e-3)
     assert np.nanmax(res.residuals["omega_cov"]) < 0.01
-    assert np.nanmax(res.residuals["cholesky"]) < 1e-8
+    assert np.nanmax(res.residuals["g_innovation"]) < 1e-8
     # t = 0 observables are exact: M0 = 0, Q0 = I
     assert np.all(res.M[0] == 0) and np.allclose(res.Q[0], np.eye(2))
     assert res.timings["total"] > 0
