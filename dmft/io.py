@@ -75,6 +75,13 @@ def save_result(res, path):
 def dataset_to_result(ds):
     if ds.attrs.get("kind") != "dmft.Result":
         raise ProblemError("path", "not a dmft result file")
+    try:
+        return _dataset_to_result(ds)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ProblemError("path", f"incomplete or corrupt dmft result file ({exc})") from None
+
+
+def _dataset_to_result(ds):
     f = {key: ds.attrs[key] for key in _META}
     for key in ("seed", "n_paths", "n_groups", "steps_completed"):
         f[key] = int(f[key])

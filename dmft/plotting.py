@@ -12,14 +12,14 @@ def plot_result(res, path=None, fig=None):
     """Three panels: normalised overlaps M_jr/sqrt(Q_jj), Q entries, train/test losses.
 
     Bands are +-2 standard errors.  Returns the matplotlib Figure (saved to ``path`` if given)."""
-    import matplotlib
-    if path is not None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
     if fig is None:
-        fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    else:
-        axes = fig.subplots(1, 3)
+        if path is not None:        # no pyplot: leaves the user's backend and figures alone
+            from matplotlib.figure import Figure
+            fig = Figure(figsize=(13, 3.8))
+        else:
+            import matplotlib.pyplot as plt
+            fig = plt.figure(figsize=(13, 3.8))
+    axes = fig.subplots(1, 3)
     t = res.t
     p, k = res.problem.p, res.problem.k
     for j in range(p):

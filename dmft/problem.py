@@ -96,6 +96,9 @@ class Problem:
 
     def __init__(self, target, p=1, activation="relu", a=None, alpha=1.0, eta=0.1, ridge=0.0,
                  noise=0.0, steps=10, M0=None, Q0=None, k=None, schedule="multi-pass"):
+        #: fields given explicitly (others are derived from p and the target, see replace())
+        self._given = {name for name, value in (("a", a), ("M0", M0), ("Q0", Q0), ("k", k))
+                       if value is not None}
         self.target = target if isinstance(target, Target) else Target(target, field="target")
         self.p = _int("p", p, 1)
         self.activation = get_activation(activation).name
@@ -164,7 +167,12 @@ class Problem:
         return json.dumps(self.to_dict())
 
     def replace(self, **changes):
+        """A new Problem with some fields changed.  Fields that were derived (a, M0, Q0, k left
+        at None) are derived again, so ``replace(p=3)`` or ``replace(target=...)`` work."""
         d = self.to_dict()
+        for name in ("a", "M0", "Q0", "k"):
+            if name not in self._given:
+                d[name] = None
         d.update(changes)
         return Problem.from_dict(d)
 

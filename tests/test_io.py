@@ -192,3 +192,10 @@ def test_diverged_result_save_load(diverged, tmp_path):
     _assert_results_equal(diverged, back)
     assert back.status == diverged.status and not back.ok
     assert os.listdir(tmp_path) == ["div.nc"]
+
+
+def test_plot_to_file_keeps_backend(tmp_path, res):
+    import matplotlib
+    before = matplotlib.get_backend()
+    res.plot(tmp_path / "x.png")
+    assert matplotlib.get_backend() == before

@@ -190,3 +190,12 @@ def test_bad_solver_args(field, activation, kwargs):
 def test_solve_rejects_non_problem():
     with pytest.raises(ProblemError, match="^problem:"):
         dmft.solve({"target": "z1"}, n_paths=400, n_groups=4, seed=0)
+
+
+def test_replace_rederives_defaults():
+    pr = dmft.Problem("z1 + z2", p=2)
+    assert pr.replace(p=3).a.shape == (3,) and pr.replace(p=3).M0.shape == (3, 2)
+    assert pr.replace(target="z1 + z2 + z3").k == 3
+    assert pr.replace(target="z1").k == 1
+    explicit = dmft.Problem("z1", p=2, k=3)
+    assert explicit.replace(alpha=2.0).k == 3          # given explicitly: kept
