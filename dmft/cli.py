@@ -6,6 +6,7 @@ import sys
 import numpy as np
 
 from .errors import ProblemError
+from .io import atomic_write
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,9 +28,8 @@ def _curves_csv(res, path):
         for l in range(j, p):
             cols += [f"Q_{j + 1}{l + 1}", f"Q_{j + 1}{l + 1}_err"]
             data += [res.Q[:, j, l], res.Q_err[:, j, l]]
-    tmp = path + ".tmp"
-    np.savetxt(tmp, np.column_stack(data), delimiter=",", header=",".join(cols), comments="")
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: np.savetxt(tmp, np.column_stack(data), delimiter=",",
+                                              header=",".join(cols), comments=""))
 
 
 def cmd_run(args):

@@ -49,37 +49,15 @@ integrand above is a polynomial of degree ``<= 2t + 1``, so the curves are exact
 up to rounding (``~1e-13``) whenever ``N >= steps + 1``, which is enforced.
 """
 
-import numbers
 
 import numpy as np
 from scipy.linalg import eigh_tridiagonal
 
 from dmft.errors import ProblemError
+from dmft.validate import integer
+from dmft.validate import real as _real
 
 __all__ = ["marchenko_pastur_quadrature", "linear_gd_exact"]
-
-
-def _real(field, value, *, positive=False, nonnegative=False):
-    """Return ``value`` as a finite float, or raise :class:`ProblemError`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ProblemError(field, f"must be a real number, got {value!r}")
-    value = float(value)
-    if not np.isfinite(value):
-        raise ProblemError(field, f"must be finite, got {value!r}")
-    if positive and value <= 0:
-        raise ProblemError(field, f"must be > 0, got {value!r}")
-    if nonnegative and value < 0:
-        raise ProblemError(field, f"must be >= 0, got {value!r}")
-    return value
-
-
-def _count(field, value, minimum):
-    """Return ``value`` as an int ``>= minimum``, or raise :class:`ProblemError`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ProblemError(field, f"must be an integer, got {value!r}")
-    if value < minimum:
-        raise ProblemError(field, f"must be >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def marchenko_pastur_quadrature(alpha, n_nodes=400):
@@ -91,7 +69,7 @@ def marchenko_pastur_quadrature(alpha, n_nodes=400):
     extra node ``x = 0`` with weight ``1 - alpha`` (the atom) is prepended.
     """
     alpha = _real("alpha", alpha, positive=True)
-    n_nodes = _count("n_nodes", n_nodes, 1)
+    n_nodes = integer("n_nodes", n_nodes, 1)
     diag = np.full(n_nodes, 1.0 + alpha)
     diag[0] = max(1.0, alpha)
     off = np.full(n_nodes - 1, np.sqrt(alpha))
@@ -120,11 +98,11 @@ def linear_gd_exact(alpha, eta, ridge=0.0, noise=0.0, steps=20, M0=0.0, Q0=1.0):
     """
     alpha = _real("alpha", alpha, positive=True)
     eta = _real("eta", eta, positive=True)
-    lam = _real("ridge", ridge, nonnegative=True)
-    delta = _real("noise", noise, nonnegative=True)
-    steps = _count("steps", steps, 0)
+    lam = _real("ridge", ridge, nonneg=True)
+    delta = _real("noise", noise, nonneg=True)
+    steps = integer("steps", steps, 0)
     M0 = _real("M0", M0)
-    Q0 = _real("Q0", Q0, nonnegative=True)
+    Q0 = _real("Q0", Q0, nonneg=True)
     if Q0 < M0 * M0:
         raise ProblemError("Q0", f"must satisfy Q0 >= M0^2, got Q0={Q0!r}, M0={M0!r}")
     s2 = Q0 - M0 * M0                 # squared norm (per d) of the part orthogonal to w*

@@ -51,21 +51,28 @@ def result_to_dataset(res):
     return xr.Dataset(data, coords={"t": res.t}, attrs=attrs)
 
 
-def write_dataset(ds, path):
-    """Write ``ds`` to ``path`` through a temporary file and an atomic rename."""
+def atomic_write(path, write):
+    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it into place:
+    readers never see a half-written file, and a failure leaves no debris."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".nc")
+    ext = os.path.splitext(path)[1]
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=ext)
     os.close(fd)
     try:
-        ds.to_netcdf(tmp, engine="netcdf4")
+        write(tmp)
         _publish(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
     return path
+
+
+def write_dataset(ds, path):
+    """Write ``ds`` to ``path`` as netCDF, atomically."""
+    return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4"))
 
 
 def save_result(res, path):
@@ -111,19 +118,11 @@ def load(path):
     return dataset_to_result(ds)
 
 
-def _atomic_savefig(fig, path, **kw):
-    """Save a matplotlib figure atomically (temporary file + rename)."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    ext = os.path.splitext(path)[1] or ".png"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=ext)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=kw.pop("dpi", 120), **kw)
-        _publish(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+def _atomic_savefig(fig, path, dpi=120):
+    """Save a matplotlib figure atomically."""
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format=_fmt(path)))
+
+
+def _fmt(path):
+    ext = os.path.splitext(os.fspath(path))[1].lstrip(".").lower()
+    return ext or "png"

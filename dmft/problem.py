@@ -9,55 +9,17 @@ Shapes (defined once, used everywhere):
 """
 import json
 import math
-import numbers
 
 import numpy as np
 
 from .activations import get_activation
 from .errors import ProblemError
 from .targets import Target
+from .validate import array as _array
+from .validate import integer as _int
+from .validate import real as _real
 
 SCHEDULES = ("multi-pass",)
-
-
-def _real(field, value, *, positive=False, nonneg=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ProblemError(field, f"expected a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ProblemError(field, f"must be finite, got {value!r}")
-    if positive and value <= 0:
-        raise ProblemError(field, f"must be > 0, got {value!r}")
-    if nonneg and value < 0:
-        raise ProblemError(field, f"must be >= 0, got {value!r}")
-    return value
-
-
-def _int(field, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise ProblemError(field, f"expected an integer, got {value!r}")
-    value = int(value)
-    if value < minimum:
-        raise ProblemError(field, f"must be >= {minimum}, got {value}")
-    return value
-
-
-def _array(field, value, shape):
-    try:
-        arr = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ProblemError(field, f"expected a numeric array of shape {shape}") from None
-    if arr.shape != shape:
-        if arr.size == int(np.prod(shape)) and arr.ndim <= 1 and len(shape) == 2 and 1 in shape:
-            arr = arr.reshape(shape)
-        else:
-            raise ProblemError(field, f"expected shape {shape}, got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ProblemError(field, "contains NaN or infinite entries")
-    return arr
 
 
 def default_second_layer(p):
