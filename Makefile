@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	MPLBACKEND=Agg $(VENV)/bin/dmft run examples/paper_tanh_he3.toml --out out
+	MPLBACKEND=Agg $(VENV)/bin/dmft compare examples/paper_tanh_he3.toml --out out
 
 test: $(STAMP)
 	MPLBACKEND=Agg $(PY) -m pytest -q -ra tests

@@ -16,7 +16,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _curves_csv(res, path):
-    """Plain-text table of the curves (one row per step) written next to the netCDF file."""
+    """Plain-text table of the curves (one row per step) written next to the netCDF file
+    (a DMFT Result or a SimResult)."""
     p, k = res.problem.p, res.problem.k
     cols = ["t", "train_loss", "train_loss_err", "test_error", "test_error_err"]
     data = [res.t, res.train_loss, res.train_loss_err, res.test_error, res.test_error_err]
@@ -32,34 +33,88 @@ def _curves_csv(res, path):
                                               header=",".join(cols), comments=""))
 
 
-def cmd_run(args):
-    from .config import problem_from_config, read_config, solver_options
-    from .solver import solve
+def _load(args):
+    from .config import problem_from_config, read_config
     cfg = read_config(args.config)
-    problem = problem_from_config(cfg)
+    base = os.path.join(args.out, os.path.splitext(os.path.basename(args.config))[0])
+    os.makedirs(args.out, exist_ok=True)
+    return cfg, problem_from_config(cfg), base
+
+
+def _solve(cfg, problem, args, base):
+    from .config import solver_options
+    from .solver import solve
     opts = solver_options(cfg, seed=args.seed, n_paths=args.n_paths)
     opts.setdefault("seed", 0)
     res = solve(problem, **opts)
-    name = os.path.splitext(os.path.basename(args.config))[0]
-    os.makedirs(args.out, exist_ok=True)
-    base = os.path.join(args.out, name)
     res.save(base + "_dmft.nc")
     _curves_csv(res, base + "_dmft.csv")
+    return res
+
+
+def _simulate(cfg, problem, args, base):
+    from .config import simulation_options
+    from .simulate import simulate
+    opts = simulation_options(cfg, seed=args.seed, d=args.d, n_seeds=args.seeds)
+    opts.setdefault("seed", 0)
+    sim = simulate(problem, **opts)
+    sim.save(base + "_sim.nc")
+    _curves_csv(sim, base + "_sim.csv")
+    return sim
+
+
+def cmd_run(args):
+    cfg, problem, base = _load(args)
+    res = _solve(cfg, problem, args, base)
     res.plot(base + "_dmft.png")
     print(res.summary())
     print(f"wrote {base}_dmft.nc, {base}_dmft.csv, {base}_dmft.png")
     return 0 if res.ok else 1
 
 
+def cmd_simulate(args):
+    cfg, problem, base = _load(args)
+    sim = _simulate(cfg, problem, args, base)
+    sim.plot(base + "_sim.png")
+    print(sim.summary())
+    print(f"wrote {base}_sim.nc, {base}_sim.csv, {base}_sim.png")
+    return 0 if sim.ok else 1
+
+
+def cmd_compare(args):
+    from .compare import compare
+    from .io import atomic_write
+    cfg, problem, base = _load(args)
+    res = _solve(cfg, problem, args, base)
+    sim = _simulate(cfg, problem, args, base)
+    cmp = compare(res, sim)
+    cmp.plot(base + "_compare.png")
+    table = cmp.table()
+    atomic_write(base + "_compare.txt", lambda tmp: open(tmp, "w").write(table + "\n"))
+    print(res.summary())
+    print(sim.summary())
+    print(table)
+    print(f"wrote {base}_dmft.nc, {base}_sim.nc, {base}_compare.png, {base}_compare.txt")
+    return 0 if (res.ok and sim.ok) else 1
+
+
 def build_parser():
     parser = _Parser(prog="dmft", description="DMFT of gradient descent in two-layer networks")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    run = sub.add_parser("run", help="solve the DMFT for a TOML config")
-    run.add_argument("config", help="TOML file with [problem] and optional [solver] tables")
-    run.add_argument("--out", default="out", help="output folder (default: out)")
-    run.add_argument("--seed", type=int, default=None)
-    run.add_argument("--n-paths", type=int, default=None, dest="n_paths")
-    run.set_defaults(func=cmd_run)
+    helps = {"run": "solve the DMFT for a TOML config",
+             "simulate": "finite-size GD simulations for a TOML config",
+             "compare": "DMFT and simulations on one figure, with an agreement table"}
+    for name, func in (("run", cmd_run), ("simulate", cmd_simulate), ("compare", cmd_compare)):
+        cmd = sub.add_parser(name, help=helps[name])
+        cmd.add_argument("config", help="TOML file with [problem], [solver], [simulation] tables")
+        cmd.add_argument("--out", default="out", help="output folder (default: out)")
+        cmd.add_argument("--seed", type=int, default=None, help="seed of DMFT and simulations")
+        if name in ("run", "compare"):
+            cmd.add_argument("--n-paths", type=int, default=None, dest="n_paths")
+        if name in ("simulate", "compare"):
+            cmd.add_argument("--d", type=int, default=None, help="input dimension")
+            cmd.add_argument("--seeds", type=int, default=None, help="number of seeds")
+        cmd.set_defaults(func=func)
     return parser
 
 

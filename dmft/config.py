@@ -1,4 +1,5 @@
-"""TOML configuration files: ``[problem]`` (Problem fields) and ``[solver]`` (solve options).
+"""TOML configuration files: ``[problem]`` (Problem fields), ``[solver]`` (options of
+:func:`dmft.solve`) and ``[simulation]`` (options of :func:`dmft.simulate`).
 
 Example::
 
@@ -13,6 +14,11 @@ Example::
     [solver]
     n_paths = 1_000_000
     seed = 0
+
+    [simulation]
+    d = 2000
+    n_seeds = 16
+    seed = 0
 """
 import os
 
@@ -25,7 +31,8 @@ from .errors import ProblemError
 from .problem import Problem
 
 SOLVER_KEYS = ("n_paths", "seed", "response", "n_groups", "stein_rtol", "progress")
-TABLES = ("problem", "solver", "simulation", "output")
+SIMULATION_KEYS = ("d", "n_seeds", "seed", "dtype", "n_jobs", "n_test", "progress")
+TABLES = ("problem", "solver", "simulation")
 
 
 def read_config(path):
@@ -41,6 +48,9 @@ def read_config(path):
     unknown = sorted(set(cfg) - set(TABLES))
     if unknown:
         raise ProblemError(unknown[0], f"unknown table in {path}; known: {', '.join(TABLES)}")
+    for name in TABLES:
+        if name in cfg and not isinstance(cfg[name], dict):
+            raise ProblemError(name, f"must be a table ([{name}])")
     if "problem" not in cfg:
         raise ProblemError("problem", f"{path} has no [problem] table")
     return cfg
@@ -50,11 +60,20 @@ def problem_from_config(cfg):
     return Problem.from_dict(dict(cfg["problem"]))
 
 
-def solver_options(cfg, **overrides):
-    """Keyword arguments of :func:`dmft.solve` from ``[solver]`` plus non-None overrides."""
-    opts = dict(cfg.get("solver", {}))
-    unknown = sorted(set(opts) - set(SOLVER_KEYS))
+def _options(cfg, table, keys, overrides):
+    opts = dict(cfg.get(table, {}))
+    unknown = sorted(set(opts) - set(keys))
     if unknown:
-        raise ProblemError(unknown[0], f"unknown [solver] option; known: {', '.join(SOLVER_KEYS)}")
+        raise ProblemError(unknown[0], f"unknown [{table}] option; known: {', '.join(keys)}")
     opts.update({k: v for k, v in overrides.items() if v is not None})
     return opts
+
+
+def solver_options(cfg, **overrides):
+    """Keyword arguments of :func:`dmft.solve` from ``[solver]`` plus non-None overrides."""
+    return _options(cfg, "solver", SOLVER_KEYS, overrides)
+
+
+def simulation_options(cfg, **overrides):
+    """Keyword arguments of :func:`dmft.simulate` from ``[simulation]`` plus overrides."""
+    return _options(cfg, "simulation", SIMULATION_KEYS, overrides)

@@ -105,8 +105,7 @@ def _dataset_to_result(ds):
     return Result(**f)
 
 
-def load(path):
-    """Load a result written by ``Result.save``."""
+def _open(path):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise ProblemError("path", f"no such file: {path}")
@@ -115,6 +114,14 @@ def load(path):
             ds.load()
     except (OSError, ValueError) as exc:
         raise ProblemError("path", f"cannot read {path}: {exc}") from None
+    return ds
+
+
+def load(path):
+    """Load a DMFT result (``Result.save``) or a simulation (``SimResult.save``)."""
+    ds = _open(path)
+    if ds.attrs.get("kind") == "dmft.SimResult":
+        return load_simresult(path)
     return dataset_to_result(ds)
 
 
@@ -126,3 +133,44 @@ def _atomic_savefig(fig, path, dpi=120):
 def _fmt(path):
     ext = os.path.splitext(os.fspath(path))[1].lstrip(".").lower()
     return ext or "png"
+
+
+# ---------------------------------------------------------------------- simulations
+_SIM_META = ("d", "n", "n_seeds", "seed", "dtype", "n_test", "version", "status", "message")
+
+
+def save_simresult(sim, path):
+    dims = {k: _DIMS[k] for k in sim.FIELDS + ("overlap",)}
+    data = {}
+    for name, dd in dims.items():
+        data[name] = (dd, getattr(sim, name))
+        data[name + "_err"] = (dd, getattr(sim, name + "_err"))
+    for name, x in sim.seeds.items():
+        data["seed_" + name] = (("seed",) + dims[name], x)
+    attrs = {"problem": sim.problem.to_json(), "timings": json.dumps(sim.timings),
+             "kind": "dmft.SimResult"}
+    attrs.update({key: getattr(sim, key) for key in _SIM_META})
+    return write_dataset(xr.Dataset(data, coords={"t": sim.t}, attrs=attrs), path)
+
+
+def load_simresult(path):
+    """Load a simulation written by ``SimResult.save``."""
+    from .simulate import SimResult
+    ds = _open(path)
+    if ds.attrs.get("kind") != "dmft.SimResult":
+        raise ProblemError("path", "not a dmft simulation file")
+    try:
+        f = {key: ds.attrs[key] for key in _SIM_META}
+        for key in ("d", "n", "n_seeds", "seed", "n_test"):
+            f[key] = int(f[key])
+        f["problem"] = Problem.from_dict(json.loads(ds.attrs["problem"]))
+        f["timings"] = json.loads(ds.attrs["timings"])
+        f["t"] = ds["t"].values
+        for name in SimResult.FIELDS + ("overlap",):
+            f[name] = ds[name].values
+            f[name + "_err"] = ds[name + "_err"].values
+        f["seeds"] = {v[len("seed_"):]: ds[v].values for v in ds.data_vars
+                      if v.startswith("seed_")}
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ProblemError("path", f"incomplete or corrupt dmft simulation file ({exc})") from None
+    return SimResult(**f)

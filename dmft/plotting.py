@@ -8,17 +8,23 @@ def _band(ax, t, y, err, label, **kw):
     return line
 
 
+def _figure(path, fig, size):
+    """A figure without pyplot when saving to a file (leaves the user's backend alone)."""
+    if fig is not None:
+        return fig
+    if path is not None:
+        from matplotlib.figure import Figure
+        return Figure(figsize=size)
+    import matplotlib.pyplot as plt
+    return plt.figure(figsize=size)
+
+
 def plot_result(res, path=None, fig=None):
-    """Three panels: normalised overlaps M_jr/sqrt(Q_jj), Q entries, train/test losses.
+    """Three panels: normalised overlaps M_jr/sqrt(Q_jj), Q entries, train/test losses
+    (for a DMFT Result or a SimResult).
 
     Bands are +-2 standard errors.  Returns the matplotlib Figure (saved to ``path`` if given)."""
-    if fig is None:
-        if path is not None:        # no pyplot: leaves the user's backend and figures alone
-            from matplotlib.figure import Figure
-            fig = Figure(figsize=(13, 3.8))
-        else:
-            import matplotlib.pyplot as plt
-            fig = plt.figure(figsize=(13, 3.8))
+    fig = _figure(path, fig, (13, 3.8))
     axes = fig.subplots(1, 3)
     t = res.t
     p, k = res.problem.p, res.problem.k
@@ -39,9 +45,10 @@ def plot_result(res, path=None, fig=None):
         ax.legend(fontsize=7, ncol=2)
         ax.grid(alpha=0.3)
     pr = res.problem
-    fig.suptitle(f"DMFT  f*={pr.target.expr}, {pr.activation}, p={p}, alpha={pr.alpha:g}, "
-                 f"eta={pr.eta:g}, N={res.n_paths:g}" + ("" if res.ok else f"  [{res.status}]"),
-                 fontsize=10)
+    what = f"DMFT N={res.n_paths:g}" if hasattr(res, "n_paths") else \
+        f"GD d={res.d}, {res.n_seeds} seeds"
+    fig.suptitle(f"{what}:  f*={pr.target.expr}, {pr.activation}, p={p}, alpha={pr.alpha:g}, "
+                 f"eta={pr.eta:g}" + ("" if res.ok else f"  [{res.status}]"), fontsize=10)
     fig.tight_layout()
     if path is not None:
         from .io import _atomic_savefig
@@ -50,3 +57,44 @@ def plot_result(res, path=None, fig=None):
 
 
 __all__ = ["plot_result"]
+
+
+def plot_comparison(cmp, path=None, fig=None):
+    """DMFT bands (+-2 errors) and simulation means with 2-error bars: M per neuron and
+    direction, Q entries, train loss, test error; the worst |z| in each title."""
+    res, sim = cmp.result, cmp.sim
+    fig = _figure(path, fig, (12, 8))
+    axes = fig.subplots(2, 2).ravel()
+    t = res.t
+    p, k = res.problem.p, res.problem.k
+
+    def pair(ax, y, e, ys, es, label):
+        line = _band(ax, t, y, e, label + " DMFT")
+        ax.errorbar(t, ys, yerr=2 * es, fmt="s", ms=4, mfc="none", color=line.get_color(),
+                    capsize=2, label=label + " sim")
+
+    for j in range(p):
+        for r in range(k):
+            pair(axes[0], res.M[:, j, r], res.M_err[:, j, r], sim.M[:, j, r], sim.M_err[:, j, r],
+                 f"M{j + 1}{r + 1}")
+    for j in range(p):
+        for l in range(j, p):
+            pair(axes[1], res.Q[:, j, l], res.Q_err[:, j, l], sim.Q[:, j, l], sim.Q_err[:, j, l],
+                 f"Q{j + 1}{l + 1}")
+    pair(axes[2], res.train_loss, res.train_loss_err, sim.train_loss, sim.train_loss_err, "train")
+    pair(axes[3], res.test_error, res.test_error_err, sim.test_error, sim.test_error_err, "test")
+    for ax, name, title in zip(axes, ("M", "Q", "train_loss", "test_error"),
+                               ("overlaps M", "Q", "train loss", "test error")):
+        ax.set_title(f"{title}   worst |z| = {cmp.worst((name,)):.2f}", fontsize=10)
+        ax.set_xlabel("step t")
+        ax.legend(fontsize=6, ncol=2)
+        ax.grid(alpha=0.3)
+    pr = res.problem
+    fig.suptitle(f"DMFT (N={res.n_paths:g}) vs GD (d={sim.d}, {sim.n_seeds} seeds): "
+                 f"f*={pr.target.expr}, {pr.activation}, p={p}, alpha={pr.alpha:g}, "
+                 f"eta={pr.eta:g}", fontsize=10)
+    fig.tight_layout()
+    if path is not None:
+        from .io import _atomic_savefig
+        _atomic_savefig(fig, path)
+    return fig
