@@ -84,18 +84,34 @@ def cmd_simulate(args):
 def cmd_compare(args):
     from .compare import compare
     from .io import atomic_write
+    from .schedules import parse_schedule
     cfg, problem, base = _load(args)
-    res = _solve(cfg, problem, args, base)
-    sim = _simulate(cfg, problem, args, base)
-    cmp = compare(res, sim)
-    cmp.plot(base + "_compare.png")
-    table = cmp.table()
-    atomic_write(base + "_compare.txt", lambda tmp: open(tmp, "w").write(table + "\n"))
-    print(res.summary())
-    print(sim.summary())
-    print(table)
-    print(f"wrote {base}_dmft.nc, {base}_sim.nc, {base}_compare.png, {base}_compare.txt")
-    return 0 if (res.ok and sim.ok) else 1
+    if args.schedules:
+        names = [parse_schedule(x, "schedules").name for x in args.schedules.split(",") if x]
+        problems = [problem.replace(schedule=name) for name in names]
+    else:
+        problems = [problem]
+    cmps, tables, ok = [], [], True
+    for pr in problems:
+        stem = base if len(problems) == 1 else f"{base}_{pr.schedule}"
+        res = _solve(cfg, pr, args, stem)
+        sim = _simulate(cfg, pr, args, stem)
+        cmp = compare(res, sim)
+        cmps.append(cmp)
+        ok = ok and res.ok and sim.ok
+        print(res.summary())
+        print(sim.summary())
+        tables.append(f"schedule {pr.schedule}\n{cmp.table()}")
+        print(tables[-1])
+    if len(cmps) == 1:
+        cmps[0].plot(base + "_compare.png")
+    else:
+        from .plotting import plot_schedules
+        plot_schedules(cmps, base + "_compare.png")
+    text = "\n\n".join(tables) + "\n"
+    atomic_write(base + "_compare.txt", lambda tmp: open(tmp, "w").write(text))
+    print(f"wrote data under {args.out}/, {base}_compare.png, {base}_compare.txt")
+    return 0 if ok else 1
 
 
 def build_parser():
@@ -114,6 +130,9 @@ def build_parser():
         if name in ("simulate", "compare"):
             cmd.add_argument("--d", type=int, default=None, help="input dimension")
             cmd.add_argument("--seeds", type=int, default=None, help="number of seeds")
+        if name == "compare":
+            cmd.add_argument("--schedules", default=None,
+                             help="comma-separated schedules to overlay, e.g. one-pass,multi-pass")
         cmd.set_defaults(func=func)
     return parser
 

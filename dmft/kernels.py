@@ -13,6 +13,8 @@ E[r kappa(w)^T]; the caller then re-orthogonalises and whitens ``kappa[t-1]`` wi
 :func:`whiten`, K(t-1, t-1) being computed from the residuals themselves (not by a subtraction
 that would lose the small innovations to cancellation).
 
+With a data-reuse schedule, g is multiplied by the path's selection s(t) (``mask`` (T+1, N)
+uint8; an empty array for multi-pass) and the train loss is averaged over selected paths.
 Path arrays are laid out (time, path, neuron): ``eta`` and ``kappa`` (T, N, p); ``eps0`` (N, p),
 ``g_prev`` (N, p) holds g(t-1) and is overwritten with g(t); ``D_hist`` (T+1, N, p, p) holds
 D(s) = dg(s)/dh(s) for the pathwise estimator; ``z`` (N, k), ``y`` (N,).
@@ -30,9 +32,10 @@ from .activations import d2sigma, dsigma, sigma
 
 @njit(cache=True, inline="always")
 def _forward(t, i, b, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, P_t, B_row,
-             K_prev, M_t, om, h, ht, g):
+             K_prev, M_t, mask, om, h, ht, g):
     """Innovation r(t-1) of the path's g, then omega(t), h(t), h_test, g(t) of path i in
-    group b.  Returns (train loss, test loss, yhat - y) of the path."""
+    group b; g is multiplied by the selection s(t) = mask[t, i] of the schedule (1 when
+    ``mask`` is empty: multi-pass).  Returns (s, train loss, test loss, yhat - y)."""
     p = a.shape[0]
     k = z.shape[1]
     if t >= 1:
@@ -68,11 +71,12 @@ def _forward(t, i, b, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, P
         yhat += a[j] * sigma(code, h[j])
         ytest += a[j] * sigma(code, ht[j])
     err = yhat - y[i]
+    sel = 1.0 if mask.shape[0] == 0 else float(mask[t, i])
     for j in range(p):
-        g[j] = err * a[j] * dsigma(code, h[j])
+        g[j] = sel * err * a[j] * dsigma(code, h[j])
         g_prev[i, j] = g[j]
     et = ytest - y[i]
-    return 0.5 * err * err, 0.5 * et * et, err
+    return sel, 0.5 * err * err, 0.5 * et * et, err
 
 
 @njit(cache=True, inline="always")
@@ -110,11 +114,11 @@ def _accumulate(t, i, b, g, om, z, eps0, eta, kappa, gg, gk, gz, om2, kk, cw, S_
 
 @njit(cache=True, parallel=True)
 def step_stein(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, bounds, P_t, B_row,
-               K_prev, M_t, gg, gk, gz, om2, kk, cw, S_eps, S_eta, losses):
+               K_prev, M_t, mask, gg, gk, gz, om2, kk, cw, S_eps, S_eta, losses):
     """Advance all paths to time t and accumulate, per group: E[g g^T], E[g(t) kappa(v)^T],
     (kappa(t-1) still raw: r(t-1)), E[g z*^T], E[omega omega^T], E[r(t-1) r(t-1)^T],
-    E[r(t-1) kappa(w)^T] (w < t-1, for re-orthogonalisation), the Stein averages E[g(t) eps0^T] and E[g(t) eta(v)^T], and
-    the (train, test) losses."""
+    E[r(t-1) kappa(w)^T] (w < t-1, for re-orthogonalisation), the Stein averages
+    E[g(t) eps0^T] and E[g(t) eta(v)^T], and the sums of (s * train loss, test loss, s)."""
     G = bounds.shape[0] - 1
     p = a.shape[0]
     for b in prange(G):
@@ -123,17 +127,20 @@ def step_stein(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, bound
         ht = np.empty(p)
         g = np.empty(p)
         for i in range(bounds[b], bounds[b + 1]):
-            tr, te, err = _forward(t, i, b, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa,
-                                   g_prev, P_t, B_row, K_prev, M_t, om, h, ht, g)
-            losses[b, 0] += tr
+            sel, tr, te, err = _forward(t, i, b, code, a, z, y, sqrt_alpha, lr, eps0, eta,
+                                        kappa, g_prev, P_t, B_row, K_prev, M_t, mask, om, h,
+                                        ht, g)
+            losses[b, 0] += sel * tr
             losses[b, 1] += te
+            losses[b, 2] += sel
             _accumulate(t, i, b, g, om, z, eps0, eta, kappa, gg, gk, gz, om2, kk, cw, S_eps,
                         S_eta, True)
 
 
 @njit(cache=True, parallel=True)
 def step_pathwise(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, D_hist, bounds,
-                  P_t, B_row, K_prev, M_t, R_theta, gg, gk, gz, om2, kk, cw, Rg_row, losses):
+                  P_t, B_row, K_prev, M_t, mask, R_theta, gg, gk, gz, om2, kk, cw, Rg_row,
+                  losses):
     """As :func:`step_stein`, but R_g(t, u) = E[dg(t)/domega(u)] by reverse-mode
     differentiation of each path: A(t) = D(t), A(u) = sum_{v=u+1..t} A(v) R_theta(v, u) D(u),
     R_g(t, u) = E[A(u)], with D = dg/dh including sigma'' (smooth sigma only)."""
@@ -147,15 +154,17 @@ def step_pathwise(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, D_
         A = np.empty((t + 1, p, p))
         tmp = np.empty((p, p))
         for i in range(bounds[b], bounds[b + 1]):
-            tr, te, err = _forward(t, i, b, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa,
-                                   g_prev, P_t, B_row, K_prev, M_t, om, h, ht, g)
-            losses[b, 0] += tr
+            sel, tr, te, err = _forward(t, i, b, code, a, z, y, sqrt_alpha, lr, eps0, eta,
+                                        kappa, g_prev, P_t, B_row, K_prev, M_t, mask, om, h,
+                                        ht, g)
+            losses[b, 0] += sel * tr
             losses[b, 1] += te
+            losses[b, 2] += sel
             for j in range(p):
-                sj = a[j] * dsigma(code, h[j])
+                sj = sel * a[j] * dsigma(code, h[j])
                 for l in range(p):
                     D_hist[t, i, j, l] = sj * a[l] * dsigma(code, h[l])
-                D_hist[t, i, j, j] += err * a[j] * d2sigma(code, h[j])
+                D_hist[t, i, j, j] += sel * err * a[j] * d2sigma(code, h[j])
             for j in range(p):
                 for l in range(p):
                     A[t, j, l] = D_hist[t, i, j, l]

@@ -98,3 +98,40 @@ def plot_comparison(cmp, path=None, fig=None):
         from .io import _atomic_savefig
         _atomic_savefig(fig, path)
     return fig
+
+
+def plot_schedules(comparisons, path=None, fig=None):
+    """Several schedules on one figure: normalised overlaps, train loss and test error; DMFT
+    as bands (+-2 errors), simulations as points with 2-error bars, one colour per schedule."""
+    fig = _figure(path, fig, (14, 4.2))
+    axes = fig.subplots(1, 3)
+    colors = ["C0", "C3", "C2", "C1", "C4", "C5"]
+    for n, cmp in enumerate(comparisons):
+        res, sim = cmp.result, cmp.sim
+        c = colors[n % len(colors)]
+        name = res.problem.schedule
+        p, k = res.problem.p, res.problem.k
+        for j in range(p):
+            for r in range(k):
+                lab = name if (j, r) == (0, 0) else None
+                _band(axes[0], res.t, res.overlap[:, j, r], res.overlap_err[:, j, r], lab, color=c)
+                axes[0].errorbar(res.t, sim.overlap[:, j, r], yerr=2 * sim.overlap_err[:, j, r],
+                                 fmt="s", ms=3, mfc="none", color=c, capsize=2)
+        for ax, key in ((axes[1], "train_loss"), (axes[2], "test_error")):
+            _band(ax, res.t, getattr(res, key), getattr(res, key + "_err"), name, color=c)
+            ax.errorbar(res.t, getattr(sim, key), yerr=2 * getattr(sim, key + "_err"), fmt="s",
+                        ms=3, mfc="none", color=c, capsize=2)
+    for ax, title in zip(axes, ("overlap $M_{jr}/\\sqrt{Q_{jj}}$", "train loss", "test error")):
+        ax.set_title(title)
+        ax.set_xlabel("step t")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    pr, sim = comparisons[0].result.problem, comparisons[0].sim
+    fig.suptitle(f"DMFT (lines, bands) vs GD (squares, d={sim.d}, {sim.n_seeds} seeds): "
+                 f"f*={pr.target.expr}, {pr.activation}, p={pr.p}, alpha={pr.alpha:g}, "
+                 f"eta={pr.eta:g}", fontsize=10)
+    fig.tight_layout()
+    if path is not None:
+        from .io import _atomic_savefig
+        _atomic_savefig(fig, path)
+    return fig

@@ -14,13 +14,11 @@ import numpy as np
 
 from .activations import get_activation
 from .errors import ProblemError
+from .schedules import parse_schedule
 from .targets import Target
 from .validate import array as _array
 from .validate import integer as _int
 from .validate import real as _real
-
-SCHEDULES = ("multi-pass",)
-
 
 def default_second_layer(p):
     """+-1/sqrt(p), alternating +, -, +, ..."""
@@ -53,7 +51,10 @@ class Problem:
     k : int or None
         Number of target directions; defaults to the largest index used in ``target`` (at least 1).
     schedule : str
-        Data-reuse schedule; ``"multi-pass"`` (full batch reused at every step).
+        Data-reuse schedule (:mod:`dmft.schedules`): ``"multi-pass"`` (default, the full batch
+        reused at every step), ``"one-pass"``, ``"reuse-R"``, ``"minibatch-B"``.  ``alpha`` is the
+        data-set size over d for multi-pass and mini-batch, the size of each fresh batch for
+        one-pass and reuse.
     """
 
     def __init__(self, target, p=1, activation="relu", a=None, alpha=1.0, eta=0.1, ridge=0.0,
@@ -92,12 +93,15 @@ class Problem:
         if lam_min < -1e-10 * scale:
             raise ProblemError("Q0", f"Q0 - M0 M0^T must be positive semi-definite "
                                       f"(smallest eigenvalue {lam_min:.3g})")
-        if not isinstance(schedule, str) or schedule.strip().lower() not in SCHEDULES:
-            raise ProblemError("schedule", f"unknown schedule {schedule!r}; available: "
-                                           f"{', '.join(SCHEDULES)}")
-        self.schedule = schedule.strip().lower()
+        self.plan = parse_schedule(schedule)
+        self.schedule = self.plan.name
 
     # ------------------------------------------------------------------ derived
+    @property
+    def alpha_tot(self):
+        """Size over d of all the data used over steps 0..T (THEORY.md section 3)."""
+        return self.plan.alpha_tot(self.alpha, self.steps)
+
     @property
     def C0(self):
         """Covariance of theta(0): ``Q0 - M0 M0^T`` (p, p)."""

@@ -4,8 +4,11 @@
   W* W*^T = d I_k; labels y = f*(W* x / sqrt d) + sqrt(Delta) eps.
 * W(0) = M0 W* + L U sqrt(d), U (p x d) orthonormal rows orthogonal to W*, L L^T = Q0 - M0 M0^T:
   M(0) = M0 and Q(0) = Q0 exactly (to round-off).
-* Full-batch multi-pass GD, gradient summed over samples:
-  W <- (1 - eta lambda) W - eta G^T X / sqrt(d), G = (yhat - y) a * sigma'(H), H = X W^T / sqrt(d).
+* GD with the gradient summed over the samples used at step t (the schedule of the problem,
+  :mod:`dmft.schedules`: the full batch for multi-pass, a fresh batch for one-pass and reuse,
+  a reshuffled fraction of the data set for mini-batch SGD):
+  W <- (1 - eta lambda) W - eta G^T X_t / sqrt(d), G = (yhat - y) a * sigma'(H), H = X_t W^T / sqrt(d).
+  The train loss at step t is the mean loss over the samples used at step t.
 * Test error (decision recorded here): the population error E_x[(yhat - y)^2 / 2] is a function
   of (M, Q) only, since (h, z*) of a fresh x is exactly Gaussian with Cov [[Q, M], [M^T, I]].  It
   is evaluated by Monte Carlo over ``n_test`` Gaussian samples drawn per seed (so its small Monte
@@ -67,12 +70,18 @@ def run_seed(problem_dict, d, seed_seq, dtype="float64", n_test=100_000):
     T, p, k = problem.steps, problem.p, problem.k
     n = max(1, int(round(problem.alpha * d)))
     W_star, W = initial_weights(problem, d, rng, dt)
-    X = rng.standard_normal((n, d), dtype=dt)
     sq = math.sqrt(d)
-    z = (X @ W_star.T).astype(np.float64) / sq
-    y = problem.target(z) + math.sqrt(problem.noise) * rng.standard_normal(n)
+
+    def draw_batch():
+        X = rng.standard_normal((n, d), dtype=dt)
+        z = (X @ W_star.T).astype(np.float64) / sq
+        return X, (problem.target(z) + math.sqrt(problem.noise) * rng.standard_normal(n)).astype(dt)
+
+    X, y = draw_batch()
     zt, ut = rng.standard_normal((n_test, k)), rng.standard_normal((n_test, p))
     eps_t = rng.standard_normal(n_test)
+    plan = problem.plan.batches(rng, n, T)         # (data-set id, indices) per step
+    current = plan[0][0]
     out = {"M": np.full((T + 1, p, k), np.nan), "Q": np.full((T + 1, p, p), np.nan),
            "train_loss": np.full(T + 1, np.nan), "test_error": np.full(T + 1, np.nan)}
     a = problem.a.astype(dt)
@@ -83,16 +92,21 @@ def run_seed(problem_dict, d, seed_seq, dtype="float64", n_test=100_000):
         if not (np.all(np.isfinite(Q)) and np.abs(Q).max() < DIVERGENCE):
             status, message = "diverged", f"step {t}: weights diverged (eta too large?)"
             break
-        H = (X @ W.T) / dt(sq)
+        if plan[t][0] != current:                  # a fresh batch (one-pass, reuse-R)
+            X, y = draw_batch()
+            current = plan[t][0]
+        idx = plan[t][1]
+        Xb, yb = (X, y) if idx is None else (X[idx], y[idx])   # mini-batch of the epoch
+        H = (Xb @ W.T) / dt(sq)
         act_H = act.f(H).astype(dt)
-        err = act_H @ a - y.astype(dt)
+        err = act_H @ a - yb
         out["M"][t], out["Q"][t] = M, Q
         out["train_loss"][t] = 0.5 * float(np.mean(err.astype(np.float64) ** 2))
         out["test_error"][t] = _test_error(problem, act, M, Q, zt, ut, eps_t)
         if t == T:
             break
         G = err[:, None] * a[None, :] * act.df(H).astype(dt)
-        W = decay * W - dt(problem.eta / sq) * (G.T @ X)
+        W = decay * W - dt(problem.eta / sq) * (G.T @ Xb)
     return out, status, message
 
 

@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 from . import kernels
 from .activations import get_activation
 from .errors import ProblemError
+from .onepass import solve_one_pass
 from .problem import Problem
 from .result import Result
 from .weight import WeightSide
@@ -86,7 +87,7 @@ def _draw_samples(problem, rng, N):
 
 
 def solve(problem, n_paths=200_000, seed=None, progress="auto", response="stein",
-          n_groups=32, stein_rtol=1e-3):
+          n_groups=32, stein_rtol=1e-3, method="auto"):
     """Solve the DMFT of ``problem`` by Monte Carlo over ``n_paths`` sample-side paths.
 
     Parameters
@@ -106,6 +107,11 @@ def solve(problem, n_paths=200_000, seed=None, progress="auto", response="stein"
         Innovations below this fraction of the largest are dropped when R_g and R_theta are
         reconstructed for reporting (Stein estimator; the dynamics never uses them).
 
+    method : {"auto", "general"}
+        "auto" solves one-pass GD with its dedicated memory-less recursion
+        (:mod:`dmft.onepass`, O(n_paths) memory); "general" forces the general-schedule DMFT
+        (every schedule as selection patterns s(t), THEORY.md section 3).
+
     Returns
     -------
     Result
@@ -117,16 +123,26 @@ def solve(problem, n_paths=200_000, seed=None, progress="auto", response="stein"
         seed = int(np.random.SeedSequence().entropy % (2 ** 63))
     seed = int(seed)
     rng = np.random.default_rng(seed)
+    if method not in ("auto", "general"):
+        raise ProblemError("method", f"must be 'auto' or 'general', got {method!r}")
+    if method == "auto" and problem.plan.one_pass:
+        if response != "stein":
+            raise ProblemError("response", "the one-pass recursion uses the Stein estimator; "
+                                           "use method='general' for the pathwise one")
+        return solve_one_pass(problem, N, G, seed, rng, progress)
     act = get_activation(problem.activation)
     z, y = _draw_samples(problem, rng, N)
     a = np.ascontiguousarray(problem.a)
     bounds = np.linspace(0, N, G + 1).round().astype(np.int64)
     counts = np.diff(bounds).astype(np.float64)
 
-    W = WeightSide(G, T, p, k, problem.alpha, problem.eta, problem.ridge, problem.C0,
+    alpha = problem.alpha_tot                    # = alpha for multi-pass (THEORY.md section 3)
+    mask = problem.plan.mask(rng, N, T)
+    mask = np.zeros((0, 0), dtype=np.uint8) if mask is None else mask
+    W = WeightSide(G, T, p, k, alpha, problem.eta, problem.ridge, problem.C0,
                    problem.M0, pathwise=(response == "pathwise"))
     W.REPORT_RTOL = stein_rtol
-    sqrt_alpha = math.sqrt(problem.alpha)
+    sqrt_alpha = math.sqrt(alpha)
     eps0 = rng.standard_normal((N, p))
     eta = np.zeros((max(T, 1), N, p))
     kappa = np.zeros((max(T, 1), N, p))
@@ -162,19 +178,19 @@ def solve(problem, n_paths=200_000, seed=None, progress="auto", response="stein"
             om2 = np.zeros((G, p, p))
             kk = np.zeros((G, p, p))
             cw = np.zeros((G, max(t - 1, 0), p, p))
-            lo = np.zeros((G, 2))
+            lo = np.zeros((G, 3))
             t1 = time.perf_counter()
             if response == "stein":
                 S_eps = np.zeros((G, p, p))
                 S_eta = np.zeros((G, t, p, p))
                 kernels.step_stein(t, act.code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev,
-                                   bounds, P_t, B_row, K_prev, M_t, gg, gk, gz, om2, kk, cw,
-                                   S_eps, S_eta, lo)
+                                   bounds, P_t, B_row, K_prev, M_t, mask, gg, gk, gz, om2, kk,
+                                   cw, S_eps, S_eta, lo)
             else:
                 Rg = np.zeros((G, t + 1, p, p))
                 kernels.step_pathwise(t, act.code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa,
-                                      g_prev, D_hist, bounds, P_t, B_row, K_prev, M_t, W.R_theta,
-                                      gg, gk, gz, om2, kk, cw, Rg, lo)
+                                      g_prev, D_hist, bounds, P_t, B_row, K_prev, M_t, mask,
+                                      W.R_theta, gg, gk, gz, om2, kk, cw, Rg, lo)
             t2 = time.perf_counter()
             c3, c4 = counts[:, None, None], counts[:, None, None, None]
             gk /= c4
@@ -191,7 +207,9 @@ def solve(problem, n_paths=200_000, seed=None, progress="auto", response="stein"
                 W.S_eta[:, t, :t] = S_eta / c4
             else:
                 W.R_g[:, t, :t + 1] = Rg / c4
-            losses[:, t] = lo / counts[:, None]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                losses[:, t, 0] = lo[:, 0] / lo[:, 2]      # mean over the batch used at step t
+            losses[:, t, 1] = lo[:, 1] / counts
             # pooled Monte Carlo checks: omega(t) has covariance C_theta(t, t); kappa(t-1) is
             # white on the kept innovations (both O(1/sqrt(N)))
             dev = om2.sum(axis=0) - np.einsum("g,gij->ij", counts, diag)
@@ -200,7 +218,7 @@ def solve(problem, n_paths=200_000, seed=None, progress="auto", response="stein"
                 W.update_M(t, gz / c3)
             t_weight += (t1 - t0) + (time.perf_counter() - t2)
             t_sample += t2 - t1
-            if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(W.M[:, min(t + 1, T)]))
+            if not (np.all(np.isfinite(lo[:, 1])) and np.all(np.isfinite(W.M[:, min(t + 1, T)]))
                     and np.all(np.isfinite(gg))):
                 status, message = "diverged", f"non-finite values at step {t} (eta too large?)"
                 break

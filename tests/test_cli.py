@@ -89,3 +89,16 @@ def test_missing_file_and_bad_flags(tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     r = dmft_cli("simulate", str(tmp_path / "x.toml"), "--d", "many", cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.count("\n") == 1
+
+
+def test_compare_overlays_schedules(config, tmp_path):
+    out = tmp_path / "s"
+    r = dmft_cli("compare", str(config), "--out", str(out), "--schedules", "one-pass,multi-pass",
+                 "--d", "200", "--seeds", "3", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "schedule one-pass" in r.stdout and "schedule multi-pass" in r.stdout
+    assert (out / "tiny_one-pass_dmft.nc").exists() and (out / "tiny_multi-pass_sim.nc").exists()
+    assert (out / "tiny_compare.png").stat().st_size > 10_000
+    r = dmft_cli("compare", str(config), "--out", str(out), "--schedules", "one-pass,twice",
+                 cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.startswith("dmft: error: schedules:")

@@ -1,0 +1,145 @@
+"""Dedicated memory-less DMFT recursion for one-pass GD (THEORY.md section 3).
+
+With a fresh batch of alpha*d samples at every step, a sample meets the network once: its
+pre-activation is h = M(t) z* + omega with omega ~ N(0, C(t)), C(t) = C_theta(t, t), and no
+memory term.  The weight side closes on equal-time quantities (d = 1 - eta lambda):
+
+    M(t+1) = d M(t) - eta alpha E[g z*^T]
+    C(t+1) = (d - eta alpha R) C (d - eta alpha R)^T + eta^2 alpha E[g g^T],   R = E[dg/dh],
+
+written without inverting C through Stein's lemma, S = E[g zeta^T] = R C^{1/2} for
+omega = C^{1/2} zeta:  C(t+1) = d^2 C - d eta alpha (S C^{1/2} + C^{1/2} S^T)
++ eta^2 alpha^2 S S^T + eta^2 alpha E[g g^T].  Fresh Gaussian samples are drawn at every step,
+so memory is O(n_paths) whatever the horizon.  Error bars come from independent replicas, as
+in :mod:`dmft.solver`.  Two-time kernels are reported in the conventions of the general
+schedule (alpha_tot = alpha (T+1), C_g = E[s g g^T], R_g = E[s dg/domega]) so that they can be
+compared with ``solve(..., method="general")``.
+"""
+import math
+import time
+
+import numpy as np
+from numba import njit, prange
+from tqdm.auto import tqdm
+
+from .activations import dsigma, get_activation, sigma
+from .result import Result
+
+
+@njit(cache=True, parallel=True)
+def _step(code, a, z, y, zeta, bounds, C_half, M_t, gg, gz, S, losses):
+    """Per group sums of g g^T, g z^T, g zeta^T and the loss over fresh samples."""
+    G = bounds.shape[0] - 1
+    p = a.shape[0]
+    k = z.shape[1]
+    for b in prange(G):
+        h = np.empty(p)
+        g = np.empty(p)
+        for i in range(bounds[b], bounds[b + 1]):
+            for j in range(p):
+                acc = 0.0
+                for l in range(p):
+                    acc += C_half[b, j, l] * zeta[i, l]
+                for q in range(k):
+                    acc += M_t[b, j, q] * z[i, q]
+                h[j] = acc
+            yhat = 0.0
+            for j in range(p):
+                yhat += a[j] * sigma(code, h[j])
+            err = yhat - y[i]
+            losses[b] += 0.5 * err * err
+            for j in range(p):
+                g[j] = err * a[j] * dsigma(code, h[j])
+            for j in range(p):
+                for l in range(p):
+                    gg[b, j, l] += g[j] * g[l]
+                    S[b, j, l] += g[j] * zeta[i, l]
+                for q in range(k):
+                    gz[b, j, q] += g[j] * z[i, q]
+
+
+def _sqrtm(C):
+    lam, V = np.linalg.eigh(0.5 * (C + np.swapaxes(C, -1, -2)))
+    lam = np.clip(lam, 0.0, None)
+    half = (V * np.sqrt(lam)[..., None, :]) @ np.swapaxes(V, -1, -2)
+    keep = lam > 1e-12 * np.maximum(lam.max(axis=-1, keepdims=True), 1e-300)
+    inv = (V * np.where(keep, 1 / np.sqrt(np.where(keep, lam, 1.0)), 0.0)[..., None, :]) \
+        @ np.swapaxes(V, -1, -2)
+    return half, inv
+
+
+class _Kernels:
+    """Stand-in for WeightSide with the arrays Result.from_replicas reads."""
+
+    def __init__(self, G, T, p, k):
+        two = (G, T + 1, T + 1, p, p)
+        self.M = np.zeros((G, T + 1, p, k))
+        self.C_theta, self.R_theta, self.C_g, self.R_g = (np.zeros(two) for _ in range(4))
+        self.Psi = np.zeros((G, T + 1, p, p))
+
+    def Q(self, t):
+        M = self.M[:, t]
+        return M @ np.swapaxes(M, -1, -2) + self.C_theta[:, t, t]
+
+
+def solve_one_pass(problem, N, G, seed, rng, progress, divergence=1e10):
+    t_start = time.perf_counter()
+    T, p, k = problem.steps, problem.p, problem.k
+    alpha, eta, decay = problem.alpha, problem.eta, 1.0 - problem.eta * problem.ridge
+    n_b = T + 1                                    # alpha_tot = alpha (T+1) in the general form
+    act = get_activation(problem.activation)
+    a = np.ascontiguousarray(problem.a)
+    bounds = np.linspace(0, N, G + 1).round().astype(np.int64)
+    counts = np.diff(bounds).astype(np.float64)
+    K = _Kernels(G, T, p, k)
+    K.M[:, 0] = problem.M0
+    K.C_theta[:, 0, 0] = problem.C0
+    K.Psi[:, 0] = np.eye(p)
+    losses = np.full((G, T + 1, 2), np.nan)
+    status, message, completed = "ok", "", T
+    t_sample = 0.0
+    eye = np.eye(p)
+    show = progress if progress != "auto" else N * (T + 1) > 5e8
+    for t in tqdm(range(T + 1), desc="DMFT one-pass", disable=not show, leave=False):
+        C = K.C_theta[:, t, t]
+        if not np.all(np.isfinite(C)) or np.abs(C).max() > divergence:
+            status, message, completed = "diverged", f"step {t}: C_theta diverged", t - 1
+            break
+        C_half, C_ihalf = _sqrtm(C)
+        z = rng.standard_normal((N, k))
+        y = problem.target(z) + math.sqrt(problem.noise) * rng.standard_normal(N)
+        zeta = rng.standard_normal((N, p))
+        gg, S = np.zeros((G, p, p)), np.zeros((G, p, p))
+        gz, lo = np.zeros((G, p, k)), np.zeros(G)
+        t0 = time.perf_counter()
+        _step(act.code, a, z, y, zeta, bounds, np.ascontiguousarray(C_half),
+              np.ascontiguousarray(K.M[:, t]), gg, gz, S, lo)
+        t_sample += time.perf_counter() - t0
+        gg, S, gz = gg / counts[:, None, None], S / counts[:, None, None], gz / counts[:, None, None]
+        losses[:, t, 0] = losses[:, t, 1] = lo / counts
+        K.C_g[:, t, t] = gg / n_b
+        R = S @ C_ihalf                                   # E[dg/dh], for reporting only
+        K.R_g[:, t, t] = R / n_b
+        if t == T:
+            break
+        K.M[:, t + 1] = decay * K.M[:, t] - eta * alpha * gz
+        SC = S @ C_half
+        K.C_theta[:, t + 1, t + 1] = decay ** 2 * C - decay * eta * alpha * (
+            SC + np.swapaxes(SC, -1, -2)) + (eta * alpha) ** 2 * S @ np.swapaxes(S, -1, -2) \
+            + eta ** 2 * alpha * gg
+        A = decay * eye - eta * alpha * R                 # theta(t+1) = A theta(t) - eta xi(t)
+        K.C_theta[:, t + 1, :t + 1] = A[:, None] @ K.C_theta[:, t, :t + 1]
+        K.C_theta[:, :t + 1, t + 1] = np.swapaxes(K.C_theta[:, t + 1, :t + 1], -1, -2)
+        K.Psi[:, t + 1] = A @ K.Psi[:, t]
+        K.R_theta[:, t + 1, :t] = A[:, None] @ K.R_theta[:, t, :t]
+        K.R_theta[:, t + 1, t] = -eta * eye
+        if not (np.all(np.isfinite(K.M[:, t + 1])) and np.all(np.isfinite(lo))):
+            status, message, completed = "diverged", f"step {t}: non-finite values", t - 1
+            break
+    timings = {"total": time.perf_counter() - t_start, "sample_side": t_sample,
+               "weight_side": time.perf_counter() - t_start - t_sample}
+    nan = np.full(T + 1, np.nan)
+    return Result.from_replicas(
+        problem=problem, W=K, losses=losses, completed=completed, status=status,
+        message=message, seed=seed, n_paths=N, n_groups=G, response="stein",
+        timings=timings, residuals={"omega_cov": nan, "g_innovation": nan.copy()})
