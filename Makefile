@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.dmft-installed
 
-.PHONY: run test install clean clean-cache
+.PHONY: run test install clean clean-cache validate
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,3 +26,7 @@ clean-cache:
 
 clean: clean-cache
 	rm -rf out .pytest_cache
+
+# Full validation suite (minutes): runs in the background, resumes from finished cases.
+validate: $(STAMP)
+	MPLBACKEND=Agg $(VENV)/bin/dmft validate --background --out validation/results

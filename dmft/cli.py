@@ -114,6 +114,32 @@ def cmd_compare(args):
     return 0 if ok else 1
 
 
+def cmd_validate(args):
+    from .validation import case_files, run_suite
+    out = args.out or ("out/validation-quick" if args.quick else "validation/results")
+    files = case_files(args.cases, args.cases_dir)
+    if args.background:
+        import subprocess
+        os.makedirs(out, exist_ok=True)
+        argv = [sys.executable, "-m", "dmft", "validate", "--out", out]
+        argv += ["--quick"] if args.quick else []
+        argv += ["--cases", args.cases] if args.cases else []
+        argv += ["--cases-dir", args.cases_dir] if args.cases_dir else []
+        log = os.path.join(out, "validate.log")
+        with open(log, "ab") as fh:
+            proc = subprocess.Popen(argv, stdout=fh, stderr=fh, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+        print(f"validation running in the background (pid {proc.pid}); follow it with "
+              f"`tail -f {log}`; rerun the same command to resume after an interruption")
+        return 0
+    results = run_suite(files, out, quick=args.quick, progress=not args.no_progress)
+    failed = [r["case"] for r in results if not r["passed"]]
+    total = sum(r["runtime_s"]["total"] for r in results)
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed "
+          f"(compute {total:.0f} s); report: {os.path.join(out, 'report.md')}")
+    return 1 if failed else 0
+
+
 def build_parser():
     parser = _Parser(prog="dmft", description="DMFT of gradient descent in two-layer networks")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -134,6 +160,16 @@ def build_parser():
             cmd.add_argument("--schedules", default=None,
                              help="comma-separated schedules to overlay, e.g. one-pass,multi-pass")
         cmd.set_defaults(func=func)
+    val = sub.add_parser("validate", help="DMFT against simulations on the validation cases")
+    val.add_argument("--quick", action="store_true", help="small d, few seeds, short horizons")
+    val.add_argument("--cases", default=None, help="comma-separated case names (default: all)")
+    val.add_argument("--cases-dir", default=None, dest="cases_dir",
+                     help="folder of case files (default: validation/cases)")
+    val.add_argument("--out", default=None, help="output folder (default: validation/results, "
+                                                 "or out/validation-quick with --quick)")
+    val.add_argument("--background", action="store_true", help="detach, log to OUT/validate.log")
+    val.add_argument("--no-progress", action="store_true", dest="no_progress")
+    val.set_defaults(func=cmd_validate)
     return parser
 
 

@@ -32,7 +32,7 @@ from .problem import Problem
 
 SOLVER_KEYS = ("n_paths", "seed", "response", "n_groups", "stein_rtol", "progress")
 SIMULATION_KEYS = ("d", "n_seeds", "seed", "dtype", "n_jobs", "n_test", "progress")
-TABLES = ("problem", "solver", "simulation")
+TABLES = ("problem", "solver", "simulation", "validation")
 
 
 def read_config(path):

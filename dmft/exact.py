@@ -54,8 +54,8 @@ import numpy as np
 from scipy.linalg import eigh_tridiagonal
 
 from dmft.errors import ProblemError
-from dmft.validate import integer
-from dmft.validate import real as _real
+from dmft.checks import integer
+from dmft.checks import real as _real
 
 __all__ = ["marchenko_pastur_quadrature", "linear_gd_exact"]
 

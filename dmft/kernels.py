@@ -13,7 +13,9 @@ E[r kappa(w)^T]; the caller then re-orthogonalises and whitens ``kappa[t-1]`` wi
 :func:`whiten`, K(t-1, t-1) being computed from the residuals themselves (not by a subtraction
 that would lose the small innovations to cancellation).
 
-With a data-reuse schedule, g is multiplied by the path's selection s(t) (``mask`` (T+1, N)
+``mem_scale`` multiplies the memory term: 1 always, except under the test-only switch
+``DMFT_TEST_BREAK=memory`` that deliberately breaks the solver (the validation suite must then
+fail).  With a data-reuse schedule, g is multiplied by the path's selection s(t) (``mask`` (T+1, N)
 uint8; an empty array for multi-pass) and the train loss is averaged over selected paths.
 Path arrays are laid out (time, path, neuron): ``eta`` and ``kappa`` (T, N, p); ``eps0`` (N, p),
 ``g_prev`` (N, p) holds g(t-1) and is overwritten with g(t); ``D_hist`` (T+1, N, p, p) holds
@@ -32,7 +34,7 @@ from .activations import d2sigma, dsigma, sigma
 
 @njit(cache=True, inline="always")
 def _forward(t, i, b, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, P_t, B_row,
-             K_prev, M_t, mask, om, h, ht, g):
+             K_prev, M_t, mask, mem_scale, om, h, ht, g):
     """Innovation r(t-1) of the path's g, then omega(t), h(t), h_test, g(t) of path i in
     group b; g is multiplied by the selection s(t) = mask[t, i] of the schedule (1 when
     ``mask`` is empty: multi-pass).  Returns (s, train loss, test loss, yhat - y)."""
@@ -64,7 +66,7 @@ def _forward(t, i, b, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, P
         for q in range(k):
             acc += M_t[b, j, q] * z[i, q]
         ht[j] = acc
-        h[j] = acc + mem
+        h[j] = acc + mem_scale * mem
     yhat = 0.0
     ytest = 0.0
     for j in range(p):
@@ -114,7 +116,7 @@ def _accumulate(t, i, b, g, om, z, eps0, eta, kappa, gg, gk, gz, om2, kk, cw, S_
 
 @njit(cache=True, parallel=True)
 def step_stein(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, bounds, P_t, B_row,
-               K_prev, M_t, mask, gg, gk, gz, om2, kk, cw, S_eps, S_eta, losses):
+               K_prev, M_t, mask, mem_scale, gg, gk, gz, om2, kk, cw, S_eps, S_eta, losses):
     """Advance all paths to time t and accumulate, per group: E[g g^T], E[g(t) kappa(v)^T],
     (kappa(t-1) still raw: r(t-1)), E[g z*^T], E[omega omega^T], E[r(t-1) r(t-1)^T],
     E[r(t-1) kappa(w)^T] (w < t-1, for re-orthogonalisation), the Stein averages
@@ -128,8 +130,8 @@ def step_stein(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, bound
         g = np.empty(p)
         for i in range(bounds[b], bounds[b + 1]):
             sel, tr, te, err = _forward(t, i, b, code, a, z, y, sqrt_alpha, lr, eps0, eta,
-                                        kappa, g_prev, P_t, B_row, K_prev, M_t, mask, om, h,
-                                        ht, g)
+                                        kappa, g_prev, P_t, B_row, K_prev, M_t, mask,
+                                        mem_scale, om, h, ht, g)
             losses[b, 0] += sel * tr
             losses[b, 1] += te
             losses[b, 2] += sel
@@ -139,8 +141,8 @@ def step_stein(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, bound
 
 @njit(cache=True, parallel=True)
 def step_pathwise(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, D_hist, bounds,
-                  P_t, B_row, K_prev, M_t, mask, R_theta, gg, gk, gz, om2, kk, cw, Rg_row,
-                  losses):
+                  P_t, B_row, K_prev, M_t, mask, mem_scale, R_theta, gg, gk, gz, om2, kk, cw,
+                  Rg_row, losses):
     """As :func:`step_stein`, but R_g(t, u) = E[dg(t)/domega(u)] by reverse-mode
     differentiation of each path: A(t) = D(t), A(u) = sum_{v=u+1..t} A(v) R_theta(v, u) D(u),
     R_g(t, u) = E[A(u)], with D = dg/dh including sigma'' (smooth sigma only)."""
@@ -155,8 +157,8 @@ def step_pathwise(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, D_
         tmp = np.empty((p, p))
         for i in range(bounds[b], bounds[b + 1]):
             sel, tr, te, err = _forward(t, i, b, code, a, z, y, sqrt_alpha, lr, eps0, eta,
-                                        kappa, g_prev, P_t, B_row, K_prev, M_t, mask, om, h,
-                                        ht, g)
+                                        kappa, g_prev, P_t, B_row, K_prev, M_t, mask,
+                                        mem_scale, om, h, ht, g)
             losses[b, 0] += sel * tr
             losses[b, 1] += te
             losses[b, 2] += sel

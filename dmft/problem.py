@@ -16,9 +16,9 @@ from .activations import get_activation
 from .errors import ProblemError
 from .schedules import parse_schedule
 from .targets import Target
-from .validate import array as _array
-from .validate import integer as _int
-from .validate import real as _real
+from .checks import array as _array
+from .checks import integer as _int
+from .checks import real as _real
 
 def default_second_layer(p):
     """+-1/sqrt(p), alternating +, -, +, ..."""

@@ -29,7 +29,7 @@ from . import __version__
 from .activations import get_activation
 from .errors import ProblemError
 from .problem import Problem
-from .validate import integer
+from .checks import integer
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
 DIVERGENCE = 1e10

@@ -34,6 +34,7 @@ reverse mode, D = dg/dh including sigma''; cost O(t^2 p^3) per path and step ins
 O(t p^2).  R_g, Psi and R_theta are reported in both cases (reconstructed for Stein).
 """
 import math
+import os
 import time
 
 import numpy as np
@@ -143,6 +144,9 @@ def solve(problem, n_paths=200_000, seed=None, progress="auto", response="stein"
                    problem.M0, pathwise=(response == "pathwise"))
     W.REPORT_RTOL = stein_rtol
     sqrt_alpha = math.sqrt(alpha)
+    # test-only switch that breaks the solver on purpose (drops the memory term), so that the
+    # validation suite can be shown to fail; never set in normal use
+    mem_scale = 0.0 if os.environ.get("DMFT_TEST_BREAK") == "memory" else 1.0
     eps0 = rng.standard_normal((N, p))
     eta = np.zeros((max(T, 1), N, p))
     kappa = np.zeros((max(T, 1), N, p))
@@ -184,13 +188,13 @@ def solve(problem, n_paths=200_000, seed=None, progress="auto", response="stein"
                 S_eps = np.zeros((G, p, p))
                 S_eta = np.zeros((G, t, p, p))
                 kernels.step_stein(t, act.code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev,
-                                   bounds, P_t, B_row, K_prev, M_t, mask, gg, gk, gz, om2, kk,
-                                   cw, S_eps, S_eta, lo)
+                                   bounds, P_t, B_row, K_prev, M_t, mask, mem_scale, gg, gk,
+                                   gz, om2, kk, cw, S_eps, S_eta, lo)
             else:
                 Rg = np.zeros((G, t + 1, p, p))
                 kernels.step_pathwise(t, act.code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa,
                                       g_prev, D_hist, bounds, P_t, B_row, K_prev, M_t, mask,
-                                      W.R_theta, gg, gk, gz, om2, kk, cw, Rg, lo)
+                                      mem_scale, W.R_theta, gg, gk, gz, om2, kk, cw, Rg, lo)
             t2 = time.perf_counter()
             c3, c4 = counts[:, None, None], counts[:, None, None, None]
             gk /= c4

@@ -1,0 +1,248 @@
+"""Validation suite: DMFT against finite-size simulations at several d, with a d -> infinity
+extrapolation and a report (``dmft validate``).
+
+A case is a TOML config (``validation/cases/*.toml``) with the usual ``[problem]``, ``[solver]``,
+``[simulation]`` tables and a ``[validation]`` table::
+
+    [validation]
+    description = "..."
+    ds = [500, 1000, 2000, 4000]          # dimensions simulated
+    [validation.quick]                    # overrides for --quick (all optional)
+    ds = [250, 500]
+    n_seeds = 8
+    steps = 4
+    n_paths = 100_000
+
+Statistics (decisions recorded here).  For every entry of M, Q (upper triangle), the train loss
+and the test error at every step t >= 1:
+
+* z at the largest d: (DMFT - simulation mean) / combined standard error; a case needs
+  worst |z| <= 3.5 (as in the tests of the comparison).
+* Extrapolation: mean(d) = c0 + c1/d by weighted least squares over the simulated d (weights
+  1/err^2, exact for two d), and z_ext = (c0 - DMFT) / sqrt(err_c0^2 + err_DMFT^2).  The case's
+  extrapolated deviation is the largest |z_ext| converted to a family-wise significance over
+  the m entries compared, sigma_fw = Phi^{-1}(1 - p_fw / 2), p_fw = 1 - (1 - p)^m with p the
+  two-sided p-value of the largest |z_ext| (Sidak), so that "within 3 sigma" keeps its meaning
+  whatever the number of entries; a case needs sigma_fw <= 3.
+
+Results are written atomically per case (JSON + PNG) and reused when the case file, the mode
+and the package version are unchanged, so an interrupted suite resumes where it stopped.
+"""
+import glob
+import hashlib
+import json
+import os
+import time
+
+import numpy as np
+from scipy import stats
+from tqdm.auto import tqdm
+
+from . import __version__
+from .compare import OBSERVABLES, _entries, compare
+from .config import problem_from_config, read_config, simulation_options, solver_options
+from .errors import ProblemError
+from .io import atomic_write
+from .simulate import simulate
+from .solver import solve
+
+Z_MAX, SIGMA_MAX = 3.5, 3.0
+QUICK_KEYS = ("ds", "n_seeds", "steps", "n_paths")
+
+
+def fit_c0(ds, means, errs):
+    """Weighted least squares of mean(d) = c0 + c1/d over the last axis of means (.., n_d).
+    Returns (c0, err_c0); with one d, c0 is that mean."""
+    ds = np.asarray(ds, dtype=float)
+    if len(ds) == 1:
+        return means[..., 0], errs[..., 0]
+    X = np.stack([np.ones_like(ds), 1.0 / ds], axis=1)                    # (n_d, 2)
+    w = 1.0 / np.maximum(errs, 1e-300) ** 2                               # (.., n_d)
+    A = np.einsum("...d,di,dj->...ij", w, X, X)
+    b = np.einsum("...d,di,...d->...i", w, X, means)
+    cov = np.linalg.inv(A)
+    c = np.einsum("...ij,...j->...i", cov, b)
+    return c[..., 0], np.sqrt(cov[..., 0, 0])
+
+
+def family_sigma(zmax, m):
+    """Sidak family-wise significance (in sigma) of the largest |z| among m comparisons."""
+    if m == 0 or not np.isfinite(zmax):
+        return float("inf") if not np.isfinite(zmax) else 0.0
+    p = 2 * stats.norm.sf(zmax)
+    p_fw = -np.expm1(m * np.log1p(-min(p, 1 - 1e-16)))
+    return float(stats.norm.isf(max(p_fw, 1e-300) / 2))
+
+
+def _case_settings(cfg, quick):
+    val = dict(cfg.get("validation", {}))
+    q = dict(val.pop("quick", {}))
+    unknown = sorted(set(val) - {"ds", "description"}) + sorted(set(q) - set(QUICK_KEYS))
+    if unknown:
+        raise ProblemError(unknown[0], "unknown [validation] option")
+    ds = q.get("ds", val.get("ds")) if quick else val.get("ds")
+    if not ds or not all(isinstance(d, int) and d >= 2 for d in ds):
+        raise ProblemError("ds", "[validation] needs ds = [list of dimensions >= 2]")
+    return val.get("description", ""), sorted(ds), (q if quick else {})
+
+
+def run_case(path, quick=False):
+    """Run one validation case; returns a JSON-able summary (and the objects for the figure)."""
+    cfg = read_config(path)
+    description, ds, q = _case_settings(cfg, quick)
+    problem = problem_from_config(cfg)
+    if "steps" in q:
+        problem = problem.replace(steps=min(problem.steps, int(q["steps"])))
+    sopts = solver_options(cfg, n_paths=q.get("n_paths"))
+    sopts.setdefault("seed", 0)
+    sopts["progress"] = False
+    mopts = simulation_options(cfg, n_seeds=q.get("n_seeds"))
+    mopts.pop("d", None)
+    seed = mopts.pop("seed", 0)
+    mopts["progress"] = False
+    t0 = time.perf_counter()
+    res = solve(problem, **sopts)
+    t_dmft = time.perf_counter() - t0
+    sims, t_sim = [], []
+    for i, d in enumerate(ds):
+        t0 = time.perf_counter()
+        sims.append(simulate(problem, d=d, seed=seed + 1000 * i, **mopts))
+        t_sim.append(time.perf_counter() - t0)
+    cmp = compare(res, sims[-1])
+    worst = {n: float(np.nanmax(np.abs(cmp.z[n][1:]))) for n in OBSERVABLES}
+    ext, c0s = {}, {}
+    zmax, m = 0.0, 0
+    for n in OBSERVABLES:
+        means = np.stack([_entries(n, getattr(s, n)) for s in sims], axis=-1)[1:]
+        errs = np.stack([_entries(n, getattr(s, n + "_err")) for s in sims], axis=-1)[1:]
+        c0, e0 = fit_c0(ds, means, errs)
+        th = _entries(n, getattr(res, n))[1:]
+        eth = _entries(n, getattr(res, n + "_err"))[1:]
+        z = (c0 - th) / np.sqrt(e0 ** 2 + eth ** 2)
+        ext[n] = float(np.nanmax(np.abs(z)))
+        zmax, m = max(zmax, ext[n]), m + int(np.isfinite(z).sum())
+        c0s[n] = (c0, e0)
+    sigma = family_sigma(zmax, m)
+    ok = res.ok and all(s.ok for s in sims) and max(worst.values()) <= Z_MAX and sigma <= SIGMA_MAX
+    summary = {
+        "case": os.path.splitext(os.path.basename(path))[0], "description": description,
+        "quick": quick, "problem": problem.to_dict(), "ds": ds, "n_seeds": sims[0].n_seeds,
+        "n_paths": res.n_paths, "worst_z": worst, "worst_z_all": max(worst.values()),
+        "extrapolated_z": ext, "extrapolated_zmax": zmax, "n_compared": m,
+        "extrapolated_sigma": sigma, "passed": bool(ok),
+        "status": {"dmft": res.status, "sim": [s.status for s in sims]},
+        "runtime_s": {"dmft": t_dmft, "simulations": dict(zip(map(str, ds), t_sim)),
+                      "total": t_dmft + sum(t_sim)},
+    }
+    return summary, cmp, c0s
+
+
+def _case_figure(cmp, c0s, path):
+    from matplotlib.figure import Figure
+
+    from .plotting import plot_comparison
+    fig = plot_comparison(cmp, fig=Figure(figsize=(12, 8)))
+    t = cmp.result.t[1:]
+    for ax, n in zip(fig.axes, OBSERVABLES):
+        c0, e0 = c0s[n]
+        for j in range(c0.shape[1]):
+            ax.errorbar(t + 0.15, c0[:, j], yerr=2 * e0[:, j], fmt="x", color="k", ms=4, lw=0.8,
+                        label="d -> inf fit" if j == 0 else None)
+        ax.legend(fontsize=6, ncol=2)
+    from .io import _atomic_savefig
+    _atomic_savefig(fig, path)
+
+
+def _fingerprint(path, quick):
+    with open(path, "rb") as fh:
+        body = fh.read()
+    extra = f"|{quick}|{__version__}|{os.environ.get('DMFT_TEST_BREAK', '')}"
+    return hashlib.sha256(body + extra.encode()).hexdigest()[:16]
+
+
+def case_files(cases=None, folder=None):
+    folder = folder or os.path.join(os.getcwd(), "validation", "cases")
+    files = sorted(glob.glob(os.path.join(folder, "*.toml")))
+    if cases:
+        wanted = [c.strip() for c in cases.split(",") if c.strip()]
+        by_name = {os.path.splitext(os.path.basename(f))[0]: f for f in files}
+        missing = [c for c in wanted if c not in by_name and not os.path.isfile(c)]
+        if missing:
+            raise ProblemError("cases", f"unknown case {missing[0]!r}; known: "
+                                        f"{', '.join(by_name) or '(none in ' + folder + ')'}")
+        files = [by_name.get(c, c) for c in wanted]
+    if not files:
+        raise ProblemError("cases", f"no case files (*.toml) in {folder}")
+    return files
+
+
+def run_suite(files, out, quick=False, progress=True, log=print):
+    """Run (or resume) every case; write per-case JSON/PNG, summary.json and report.md."""
+    os.makedirs(os.path.join(out, "cases"), exist_ok=True)
+    results, t_start = [], time.perf_counter()
+    for path in tqdm(files, desc="validation", unit="case", disable=not progress):
+        name = os.path.splitext(os.path.basename(path))[0]
+        stem = os.path.join(out, "cases", name)
+        fp = _fingerprint(path, quick)
+        if os.path.exists(stem + ".json"):
+            with open(stem + ".json") as fh:
+                old = json.load(fh)
+            if old.get("fingerprint") == fp:
+                results.append(old)
+                log(f"{name}: reused ({'passed' if old['passed'] else 'FAILED'})")
+                continue
+        summary, cmp, c0s = run_case(path, quick)
+        summary["fingerprint"] = fp
+        _case_figure(cmp, c0s, stem + ".png")
+        text = json.dumps(summary, indent=1)
+        atomic_write(stem + ".json", lambda tmp: open(tmp, "w").write(text))
+        results.append(summary)
+        log(f"{name}: {'passed' if summary['passed'] else 'FAILED'}  worst|z| "
+            f"{summary['worst_z_all']:.2f}  extrapolated {summary['extrapolated_sigma']:.2f} sigma"
+            f"  ({summary['runtime_s']['total']:.0f} s)")
+    wall = time.perf_counter() - t_start
+    write_report(results, out, quick, wall)
+    return results
+
+
+def _git_commit():
+    import subprocess
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def write_report(results, out, quick, wall):
+    commit = _git_commit()
+    total = sum(r["runtime_s"]["total"] for r in results)
+    summary = {"version": __version__, "commit": commit, "quick": quick,
+               "passed": all(r["passed"] for r in results), "runtime_s": total,
+               "wall_s_this_run": wall, "cases": {r["case"]: r for r in results}}
+    text = json.dumps(summary, indent=1)
+    atomic_write(os.path.join(out, "summary.json"), lambda tmp: open(tmp, "w").write(text))
+    lines = [f"# dmft validation report{' (quick)' if quick else ''}", "",
+             f"dmft {__version__}, commit `{commit}`; compute time of all cases {total:.0f} s.",
+             "", "DMFT against finite-size GD: worst |z| over M, Q, train loss and test error at "
+             f"every step (largest d; pass <= {Z_MAX}); the d -> infinity extrapolation "
+             "mean(d) = c0 + c1/d compared with the DMFT (largest |z|, and its family-wise "
+             f"significance over the m entries compared; pass <= {SIGMA_MAX} sigma).", "",
+             "| case | d | seeds | paths | worst \\|z\\| (M, Q, train, test) | extrapolated max \\|z\\| "
+             "(m) | family-wise sigma | time (s) | result |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        w = r["worst_z"]
+        lines.append(
+            f"| {r['case']} | {', '.join(map(str, r['ds']))} | {r['n_seeds']} | {r['n_paths']:.0e} "
+            f"| {w['M']:.2f}, {w['Q']:.2f}, {w['train_loss']:.2f}, {w['test_error']:.2f} "
+            f"| {r['extrapolated_zmax']:.2f} ({r['n_compared']}) | {r['extrapolated_sigma']:.2f} "
+            f"| {r['runtime_s']['total']:.0f} | {'pass' if r['passed'] else '**FAIL**'} |")
+    lines += ["", "Cases:", ""]
+    lines += [f"- **{r['case']}**: {r['description']} (`{r['problem']['target']}`, "
+              f"{r['problem']['activation']}, p={r['problem']['p']}, alpha={r['problem']['alpha']}, "
+              f"eta={r['problem']['eta']}, {r['problem']['steps']} steps, "
+              f"{r['problem']['schedule']}); figure `cases/{r['case']}.png`" for r in results]
+    lines += ["", f"Overall: {'all cases passed' if summary['passed'] else 'FAILED'}.", ""]
+    text = "\n".join(lines)
+    atomic_write(os.path.join(out, "report.md"), lambda tmp: open(tmp, "w").write(text))
