@@ -14,13 +14,12 @@
   is evaluated by Monte Carlo over ``n_test`` Gaussian samples drawn per seed (so its small Monte
   Carlo error is part of the seed-to-seed spread and of ``test_error_err``); label noise included.
 
-Seeds run in parallel processes (one BLAS thread each); seed i uses
+Seeds run in parallel processes (joblib/loky, one BLAS thread each); seed i uses
 ``SeedSequence(seed).spawn(n_seeds)[i]``, so results do not depend on ``n_jobs``.
 """
 import math
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -221,32 +220,19 @@ def simulate(problem, d=1000, n_seeds=8, seed=None, dtype="float64", n_jobs=None
                 runs[i] = run_seed(pdict, d, sq, dtype, n_test)
                 bar.update(1)
         else:
-            with _one_blas_thread(), ProcessPoolExecutor(
-                    n_jobs, mp_context=__import__("multiprocessing").get_context("spawn")) as ex:
-                futures = {ex.submit(run_seed, pdict, d, sq, dtype, n_test): i
-                           for i, sq in enumerate(seqs)}
-                for fut in as_completed(futures):
-                    runs[futures[fut]] = fut.result()
-                    bar.update(1)
+            # joblib's loky workers: no `if __name__ == "__main__"` needed in user scripts,
+            # one BLAS thread per worker (seeds are the parallelism), reused across calls
+            from joblib import Parallel, delayed
+            jobs = (delayed(_indexed)(i, pdict, d, sq, dtype, n_test) for i, sq in enumerate(seqs))
+            for i, out in Parallel(n_jobs=n_jobs, backend="loky", inner_max_num_threads=1,
+                                   return_as="generator_unordered")(jobs):
+                runs[i] = out
+                bar.update(1)
     finally:
         bar.close()
     timings = {"total": time.perf_counter() - t0, "n_jobs": n_jobs}
     return SimResult.from_seeds(problem, d, runs, seed, dtype, n_test, timings)
 
 
-class _one_blas_thread:
-    """Environment for worker processes: one BLAS/OpenMP thread each (seeds are the parallelism)."""
-
-    VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
-
-    def __enter__(self):
-        self.saved = {v: os.environ.get(v) for v in self.VARS}
-        for v in self.VARS:
-            os.environ[v] = "1"
-
-    def __exit__(self, *exc):
-        for v, val in self.saved.items():
-            if val is None:
-                os.environ.pop(v, None)
-            else:
-                os.environ[v] = val
+def _indexed(i, *args):
+    return i, run_seed(*args)

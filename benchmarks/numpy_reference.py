@@ -1,0 +1,72 @@
+"""A plain numpy implementation of the THEORY.md section 2 equations, kept as the baseline of the
+performance benchmark (it is not used by the package).
+
+One pooled Monte Carlo over N paths, arrays (time, path, neuron): omega(t) drawn conditionally
+through the incremental block Cholesky factor of C_theta, the memory term from the g history,
+C_g and the Stein averages E[g(t) zeta(u)^T] by einsum over the whole history, R_g by the
+truncated back-solve of THEORY.md.  Vectorised over paths, as a careful numpy user would write it.
+"""
+import numpy as np
+
+
+def _sqrt_pinv(S, rtol):
+    lam, V = np.linalg.eigh(0.5 * (S + S.T))
+    lam = np.clip(lam, 0.0, None)
+    root = (V * np.sqrt(lam)) @ V.T
+    keep = np.sqrt(lam) > rtol * max(np.sqrt(lam.max()), 1e-300)
+    inv = (V * np.where(keep, 1 / np.sqrt(np.where(keep, lam, 1.0)), 0.0)) @ V.T
+    return root, inv
+
+
+def solve_numpy(problem, n_paths, seed=0, stein_rtol=1e-3):
+    """Returns M (T+1, p, k) and the test error (T+1,) of the multi-pass DMFT."""
+    from dmft.activations import get_activation
+    act = get_activation(problem.activation)
+    rng = np.random.default_rng(seed)
+    T, p, k, N = problem.steps, problem.p, problem.k, n_paths
+    al, eta, dec = problem.alpha, problem.eta, 1 - problem.eta * problem.ridge
+    a = problem.a
+    z = rng.standard_normal((N, k))
+    y = problem.target(z) + np.sqrt(problem.noise) * rng.standard_normal(N)
+    two = (T + 1, T + 1, p, p)
+    Psi, Rth, Cth, Cg, Rg, L = (np.zeros(two[1:]) if i == 0 else np.zeros(two) for i in range(6))
+    Linv, Lst = np.zeros((T + 1, p, p)), np.zeros((T + 1, p, p))
+    M = np.zeros((T + 1, p, k))
+    M[0] = problem.M0
+    zeta, g = np.zeros((T + 1, N, p)), np.zeros((T + 1, N, p))
+    test = np.zeros(T + 1)
+    C0 = problem.C0
+    for t in range(T + 1):
+        if t == 0:
+            Psi[0] = np.eye(p)
+        else:
+            Psi[t] = dec * Psi[t - 1] - eta * al * np.einsum("uij,ujk->ik", Rg[t - 1, :t], Psi[:t])
+            for s in range(t - 1):
+                Rth[t, s] = dec * Rth[t - 1, s] - eta * al * np.einsum(
+                    "uij,ujk->ik", Rg[t - 1, s + 1:t], Rth[s + 1:t, s])
+            Rth[t, t - 1] = -eta * np.eye(p)
+        for u in range(t + 1):
+            c = Psi[t] @ C0 @ Psi[u].T
+            if t and u:
+                c += al * np.einsum("sij,sqjk,qlk->il", Rth[t, :t], Cg[:t, :u], Rth[u, :u])
+            Cth[t, u], Cth[u, t] = c, c.T
+        for s in range(t):
+            B = Cth[t, s] - np.einsum("uij,ukj->ik", L[t, :s], L[s, :s])
+            L[t, s] = B @ Linv[s]
+        schur = Cth[t, t] - np.einsum("uij,ukj->ik", L[t, :t], L[t, :t])
+        L[t, t], Linv[t] = _sqrt_pinv(schur, 1e-5)
+        _, Lst[t] = _sqrt_pinv(schur, stein_rtol)
+        zeta[t] = rng.standard_normal((N, p))
+        omega = np.einsum("sij,snj->ni", L[t, :t + 1], zeta[:t + 1])
+        h = z @ M[t].T + omega + np.einsum("sij,snj->ni", Rth[t, :t], g[:t])
+        err = act.f(h) @ a - y
+        g[t] = err[:, None] * a * act.df(h)
+        test[t] = 0.5 * np.mean((act.f(z @ M[t].T + omega) @ a - y) ** 2)
+        Cg[t, :t + 1] = np.einsum("ni,snj->sij", g[t], g[:t + 1]) / N
+        Cg[:t + 1, t] = np.swapaxes(Cg[t, :t + 1], -1, -2)
+        S = np.einsum("ni,snj->sij", g[t], zeta[:t + 1]) / N
+        for u in range(t, -1, -1):
+            Rg[t, u] = (S[u] - np.einsum("sij,sjk->ik", Rg[t, u + 1:t + 1], L[u + 1:t + 1, u])) @ Lst[u]
+        if t < T:
+            M[t + 1] = dec * M[t] - eta * al * (g[t].T @ z) / N
+    return M, test

@@ -1,0 +1,453 @@
+"""Learnability of a target f*(z1..zk) by one-pass and batch-reusing GD (THEORY.md section 4).
+
+Expectations are tensor Gauss-Hermite sums over the k coordinates (``GRIDS`` nodes per
+coordinate, exact for polynomials of degree <= 2n - 1 in each), not Monte Carlo.  The nodes are
+symmetric under z_r -> -z_r and permutations, so quantities that vanish by such a symmetry
+(He2, z1*z2, sign(z1*z2*z3), ...) come out at round-off even for discontinuous targets.  Each
+statistic is also computed on a coarser grid; the change is its stated quadrature accuracy and
+a decision "non-zero" needs statistic > max(floor, SAFETY * change).  Decisions with
+floor < statistic <= SAFETY * change are counted as zero and reported as ``undetermined``
+(steps at generic places, e.g. sign(z2 + 1), converge slowly: accuracy ~ 0.05 at k = 2).
+
+* Hermite coefficients c_alpha = E[f He_alpha(z)] / sqrt(alpha!), |alpha| <= order, statistic
+  |c_alpha| / std(f), floor COEF_FLOOR.  Information exponent: lowest |alpha| >= 1 with a
+  non-zero coefficient; None for a constant target (and None with a note if it exceeds order).
+* Leap exponent (Abbe, Boix-Adsera, Misiakiewicz 2023) in the coordinates z1..zk: starting from
+  S = {}, repeatedly add the support of a non-zero Hermite monomial that adds the fewest new
+  coordinates; the leap is the largest such increment (greedy is optimal).  Supports only:
+  He3(z1) has leap 1 and information exponent 3.  None for a constant target.
+* One-pass subspace: span of E[y z*] (the degree-1 coefficients), dimension 0 or 1.
+* Batch-reuse staircase: stage 1 = directions v with E[v.z* | y] != 0: the right singular
+  vectors of the stacked rows b_G = E[G~(y) z*] / sqrt(n_G) over standardised test functions
+  G~ (He_1..He_4, tanh steps and Gaussian bumps of the standardised label at its quantiles),
+  i.e. the eigen-directions of A = mean_G b_G b_G^T; the statistic, a singular value, is an RMS
+  correlation in [0, 1], floor STAT_FLOOR.  Stage s + 1 repeats this on the complement of the
+  learned U with G(y) psi(U z*) (psi: Hermite products of degree <= 3 and tanh of the
+  projections): E[v.z* | y, U.z*] != 0.  Stages stop when one adds nothing; the hard subspace
+  is the complement.  Stage 1 is also split by parity in y, ``reuse_odd_basis`` (G odd in y)
+  and ``reuse_even_basis`` (G even): students with an odd activation (tanh) pick up only the
+  first, ReLU students only E[y z*] and the second (see :mod:`dmft.learnability_check`).
+"""
+import argparse
+import itertools
+import json
+import math
+import sys
+
+import numpy as np
+import scipy.linalg
+import scipy.special
+
+from .checks import integer as _int
+from .errors import ProblemError
+from .targets import Target, hermite
+
+__all__ = ["learnability", "LearnabilityResult", "main", "add_arguments", "run_args"]
+
+GRIDS = {1: (200, 150), 2: (120, 90), 3: (40, 30), 4: (20, 16), 5: (12, 10)}  # fine, coarse
+DEFAULT_ORDER = {1: 20, 2: 12, 3: 8, 4: 6, 5: 5}
+MAX_K = max(GRIDS)
+COEF_FLOOR = 1e-8    # floor of the threshold on |c_alpha| / std(f)
+STAT_FLOOR = 1e-6    # floor of the threshold on the reuse statistic (an RMS correlation)
+SAFETY = 10.0        # a statistic must exceed SAFETY x its quadrature change
+WIDTH = 0.5          # width of the tanh steps and bumps, in units of std(y)
+LEVELS = (0.1, 0.25, 0.5, 0.75, 0.9)
+
+
+class _Grid:
+    """Tensor Gauss-Hermite rule, weights summing to one.  Nodes of weight < 1e-60 (|z| > 16)
+    and, in the flat list (zs, ws) used by the test functions, points of product weight
+    < 1e-100 are dropped: they contribute below round-off here and would produce subnormal
+    numbers that slow the arithmetic down by orders of magnitude."""
+
+    def __init__(self, n, k):
+        x, w = scipy.special.roots_hermitenorm(n)
+        x, w = 0.5 * (x - x[::-1]), 0.5 * (w + w[::-1])          # exactly symmetric
+        w = w / w.sum()
+        self.x, w = x[w >= 1e-60], w[w >= 1e-60]
+        self.n, self.k = self.x.size, k
+        self.z = np.stack([m.ravel() for m in np.meshgrid(*([self.x] * k), indexing="ij")], 1)
+        self.w = np.prod(np.meshgrid(*([w] * k), indexing="ij"), axis=0).ravel()
+        keep = self.w >= 1e-100
+        self.zs, self.ws = self.z[keep], self.w[keep]
+
+
+def _hermite_table(order, x):
+    """Normalised He_a(x) / sqrt(a!) for a = 0..order, shape (order + 1, len(x))."""
+    h = np.empty((order + 1, x.size))
+    h[0] = 1.0
+    if order >= 1:
+        h[1] = x
+    for a in range(1, order):
+        h[a + 1] = (x * h[a] - math.sqrt(a) * h[a - 1]) / math.sqrt(a + 1)
+    return h
+
+
+def _coefficients(grid, f, order):
+    """Tensor of c_alpha for every alpha with alpha_r <= order, shape (order + 1,) * k."""
+    H = _hermite_table(order, grid.x)
+    T = (f * grid.w).reshape((grid.n,) * grid.k)
+    for ax in range(grid.k):
+        T = np.moveaxis(np.tensordot(H, T, axes=([1], [ax])), 0, ax)
+    return T
+
+
+def _basis(B, k, scale=None):
+    """Canonical orthonormal rows spanning the rows of B (singular values below 1e-8 * scale
+    dropped): QR with column pivoting of the projector, so that axis-aligned subspaces get
+    axis vectors; the largest entry of each row is made positive."""
+    B = np.asarray(B, dtype=float).reshape(-1, k)
+    if B.shape[0] == 0:
+        return np.zeros((0, k))
+    s, vt = np.linalg.svd(B, full_matrices=False)[1:]
+    V = vt[s > 1e-8 * (s.max() if scale is None else scale)]
+    Q = scipy.linalg.qr(V.T @ V, pivoting=True)[0][:, :V.shape[0]].T
+    return Q * np.where(Q[np.arange(len(Q)), np.argmax(np.abs(Q), 1)] < 0, -1.0, 1.0)[:, None]
+
+
+def _complement(U, k):
+    lam, V = np.linalg.eigh(np.eye(k) - U.T @ U)
+    return _basis(V[:, lam > 0.5].T, k)
+
+
+def _minus(B, U, k):
+    """Orthonormal basis of the part of span(B) orthogonal to span(U) (orthonormal rows)."""
+    return _basis(B - (B @ U.T) @ U, k, scale=1.0) if B.shape[0] and U.shape[0] else B
+
+
+def _leap(supports):
+    learned, leap, todo = set(), 0, [set(s) for s in supports]
+    while todo:
+        best = min(todo, key=lambda s: len(s - learned))
+        leap = max(leap, len(best - learned))
+        learned |= best
+        todo = [s for s in todo if not s <= learned]
+    return leap
+
+
+def _margin(stat, thr, name, floor):
+    """One family of decisions (accepted iff stat > thr): extreme statistics, their ratios to
+    their thresholds, margin = (smallest accepted ratio) / (largest rejected ratio)."""
+    stat, thr = np.atleast_1d(stat), np.atleast_1d(thr)
+    keep = stat > thr
+    r = stat / thr
+    lo = float(r[keep].min()) if keep.any() else None
+    hi = float(r[~keep].max()) if (~keep).any() else None
+    return {"statistic": name, "threshold_floor": floor, "safety": SAFETY,
+            "threshold": float(thr.max()),
+            "smallest_accepted": float(stat[keep].min()) if keep.any() else None,
+            "largest_rejected": float(stat[~keep].max()) if (~keep).any() else None,
+            "smallest_accepted_over_threshold": lo, "largest_rejected_over_threshold": hi,
+            "margin": (lo / hi if hi else math.inf) if lo and hi is not None else None,
+            "undetermined": int(((~keep) & (stat > np.maximum(floor, thr / SAFETY))).sum())}
+
+
+def _label_family(y, mean, std, qs):
+    """(n_G, n) test functions of the label: He_1..He_4, tanh steps, bumps of (y - mean)/std."""
+    ys = (y - mean) / std
+    u2 = [((ys - q) / WIDTH) ** 2 for q in qs]
+    return np.array([hermite(j, ys) for j in range(1, 5)]
+                    + [np.tanh((ys - q) / WIDTH) for q in qs]
+                    + [np.where(u < 200.0, np.exp(-0.5 * np.minimum(u, 200.0)), 0.0) for u in u2])
+
+
+def _projection_family(t):
+    """Constant, Hermite products of degree 1..3 and tanh(2 t_i) of the projections t (n, m)."""
+    m = t.shape[1]
+    H = [_hermite_table(3, t[:, i]) for i in range(m)]
+    fam = [np.ones(t.shape[0])]
+    for b in itertools.product(range(4), repeat=m):
+        if 1 <= sum(b) <= 3:
+            fam.append(np.prod([H[i][b[i]] for i in range(m)], axis=0))
+    return fam + [np.tanh(2.0 * t[:, i]) for i in range(m)]
+
+
+def _stage_rows(grid, labels, U, N):
+    """Rows b_G = E[G~ N z*] / sqrt(n_G) over the test functions G (G~ standardised), so that
+    the singular values are the RMS correlations; batched one psi at a time (few BLAS calls:
+    they are slow on busy machines)."""
+    zn = grid.zs @ N.T
+    wz, ez = grid.ws[:, None] * zn, grid.ws @ zn
+    rows, count = [np.zeros((0, N.shape[0]))], 0
+    for psi in (_projection_family(grid.zs @ U.T) if U.shape[0] else [None]):
+        G = labels if psi is None else labels * psi
+        m = G @ grid.ws
+        s = np.sqrt(np.clip((G * G) @ grid.ws - m * m, 0.0, None))
+        ok = s > 1e-12 * (np.abs(m) + 1e-300)
+        rows.append((G[ok] @ wz - m[ok, None] * ez) / s[ok, None])
+        count += G.shape[0]
+    return np.vstack(rows) / math.sqrt(count)
+
+
+def _span(grids, labels, U, k):
+    """Directions orthogonal to U correlated with the test functions: (basis, margin, acc)."""
+    N = _complement(U, k)
+    B = _stage_rows(grids[0], labels[0], U, N)
+    st, V = np.zeros(N.shape[0]), np.eye(N.shape[0])
+    if B.shape[0]:
+        _, sv, vt = np.linalg.svd(B, full_matrices=True)
+        st[:sv.size], V = sv, vt.T
+    change = np.abs(st - np.linalg.norm(_stage_rows(grids[1], labels[1], U, N) @ V, axis=0))
+    thr = np.maximum(STAT_FLOOR, SAFETY * change)
+    name = "RMS correlation of v.z* with the test functions G(y" + (", U.z*)" if len(U) else ")")
+    return (_basis((N.T @ V[:, st > thr]).T, k), _margin(st, thr, name, STAT_FLOOR),
+            float(change.max()))
+
+
+class LearnabilityResult:
+    """Outcome of :func:`learnability` (definitions in the module docstring).
+
+    Attributes
+    ----------
+    target : str;  k, order : int;  information_exponent, leap_exponent : int or None
+    hermite : dict  multi-index tuple -> non-negligible c_alpha (|alpha| <= order)
+    one_pass_basis : (dim, k);  one_pass_subspace_dim : int
+    reuse_stages : list of (d_s, k)  directions added by each stage (the last adds none unless
+        everything is learned);  reuse_subspace_dims : cumulative dimension after each stage
+    reuse_basis, hard_basis : (dim, k);  hard_subspace_dim : int
+    reuse_odd_basis, reuse_even_basis : (dim, k)  stage 1 seen through G odd / even in y
+    margins : dict  per decision family: statistic, thresholds, extremes, margin, undetermined
+    accuracy : dict  grids and quadrature accuracy of every statistic, variance captured
+    notes : list of str;  dmft_check : dict or None (see :func:`dmft.learnability_check.dmft_check`)
+    """
+
+    KEYS = ("target", "k", "order", "information_exponent", "leap_exponent",
+            "one_pass_subspace_dim", "reuse_subspace_dims", "hard_subspace_dim",
+            "one_pass_basis", "reuse_stages", "reuse_basis", "hard_basis", "reuse_odd_basis",
+            "reuse_even_basis", "margins", "accuracy", "notes", "dmft_check")
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+    def to_dict(self):
+        """JSON-serialisable dict (arrays as nested lists, non-finite numbers as None)."""
+        d = {key: getattr(self, key) for key in self.KEYS}
+        d["hermite"] = [{"alpha": list(a), "coefficient": c} for a, c in self.hermite.items()]
+        return _jsonable(d)
+
+    def summary(self):
+        """Human-readable summary."""
+        def fmt(B):
+            return "[" + ", ".join("(" + ", ".join(f"{x:+.3f}" for x in v) + ")" for v in B) + "]"
+        top = sorted(self.hermite.items(), key=lambda x: -abs(x[1]))[:6]
+        lines = [f"learnability of {self.target!r} (k = {self.k}, Hermite order {self.order})",
+                 f"information exponent   {self.information_exponent}",
+                 f"leap exponent          {self.leap_exponent}",
+                 f"one-pass subspace      dim {self.one_pass_subspace_dim} "
+                 f"{fmt(self.one_pass_basis)}",
+                 f"batch-reuse staircase  dims {self.reuse_subspace_dims} "
+                 + " | ".join(fmt(B) for B in self.reuse_stages),
+                 f"  stage 1 by parity    odd in y {fmt(self.reuse_odd_basis)}, even in y "
+                 f"{fmt(self.reuse_even_basis)}",
+                 f"hard subspace          dim {self.hard_subspace_dim} {fmt(self.hard_basis)}",
+                 "largest Hermite coefficients: " + ", ".join(f"c{a}={c:+.4g}" for a, c in top)]
+        for name, m in self.margins.items():
+            lines.append(f"margin {name}: threshold {m['threshold']:.2g}, smallest accepted "
+                         f"{_num(m['smallest_accepted'])}, largest rejected "
+                         f"{_num(m['largest_rejected'])}, margin {_num(m['margin'])}")
+        a = self.accuracy
+        lines.append(f"quadrature: {a['nodes_per_dim']} nodes per coordinate (coarse "
+                     f"{a['coarse_nodes']}); accuracy Hermite {a['hermite']:.1e}, reuse "
+                     + ", ".join(f"{x:.1e}" for x in a["reuse"])
+                     + f"; variance captured {_num(a['variance_captured'])}")
+        lines += [f"note: {n}" for n in self.notes]
+        c = self.dmft_check
+        if c is not None:
+            lines.append(f"DMFT check: {'agrees' if c['agrees'] else 'DISAGREES'} "
+                         f"(overlap and its size in error bars at steps 1..T)")
+            for run, r in c["runs"].items():
+                for name, s in r["subspaces"].items():
+                    vals = " ".join(f"{v:.3f}({z:.1f})" for v, z in
+                                    zip(s["value"], s["significance"]))
+                    lines.append(f"  {run:16s} {name:9s} dim {s['dim']} {s['predicted']:7s} "
+                                 f"{vals}")
+            lines += [f"  disagreement: {x}" for x in c["disagreements"]]
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return (f"<LearnabilityResult {self.target!r} IE={self.information_exponent} "
+                f"leap={self.leap_exponent} one-pass={self.one_pass_subspace_dim} "
+                f"reuse={self.reuse_subspace_dims} hard={self.hard_subspace_dim}>")
+
+
+def _num(x):
+    return "-" if x is None else f"{x:.3g}"
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in (x.tolist() if isinstance(x, np.ndarray) else x)]
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    return x
+
+
+def learnability(target, k=None, order=None, check_dmft=False, **dmft_options):
+    """Information and leap exponents, one-pass and batch-reuse learnable subspaces of a target.
+
+    Parameters
+    ----------
+    target : str or Target
+        Expression of z1..zk (see :mod:`dmft.targets`).
+    k : int or None
+        Number of target directions (default: the largest index used, at least 1; at most 5).
+    order : int or None
+        Highest total Hermite order examined (default ``DEFAULT_ORDER[k]``).
+    check_dmft : bool
+        Also compare the prediction with short DMFT runs (:func:`dmft.learnability_check.dmft_check`).
+    **dmft_options
+        Overrides of ``DMFT_DEFAULTS`` for the check: p (default 1), activations (or one
+        activation), schedules, a, alpha, eta, ridge, noise, steps, n_paths, seed, n_groups,
+        response.
+
+    Returns
+    -------
+    LearnabilityResult
+    """
+    tgt = target if isinstance(target, Target) else Target(target, field="target")
+    k = max(tgt.k_used, 1) if k is None else _int("k", k, 1)
+    if k < tgt.k_used:
+        raise ProblemError("k", f"the target uses z{tgt.k_used} but k = {k}")
+    if k > MAX_K:
+        raise ProblemError("k", f"at most {MAX_K} directions are supported (tensor "
+                                f"quadrature), got {k}")
+    n_fine, n_coarse = GRIDS[k]
+    order = DEFAULT_ORDER[k] if order is None else _int("order", order, 1)
+    if order > n_coarse // 2:
+        raise ProblemError("order", f"at most {n_coarse // 2} for k = {k}, got {order}")
+    if dmft_options and not check_dmft:
+        raise ProblemError(next(iter(dmft_options)), "DMFT options need check_dmft=True")
+    grids = (_Grid(n_fine, k), _Grid(n_coarse, k))
+    f, fc = tgt(grids[0].z), tgt(grids[1].z)
+    if not (np.all(np.isfinite(f)) and np.all(np.isfinite(fc))):
+        raise ProblemError("target", f"{tgt.expr!r} is not finite at some quadrature nodes "
+                                     f"(e.g. log or sqrt of a negative number)")
+    mean = float(grids[0].w @ f)
+    std = math.sqrt(max(float(grids[0].w @ (f - mean) ** 2), 0.0))
+    constant = std <= 1e-12 * max(1.0, abs(mean))
+    scale, notes = (1.0 if constant else std), []
+
+    # Hermite expansion, information and leap exponents, one-pass subspace
+    C = _coefficients(grids[0], f, order)
+    dC = np.abs(C - _coefficients(grids[1], fc, order)) / scale
+    alphas = [a for a in np.ndindex(C.shape) if 1 <= sum(a) <= order]
+    stat = np.array([abs(C[a]) for a in alphas]) / scale * (not constant)
+    thr = np.maximum(COEF_FLOOR, SAFETY * np.array([dC[a] for a in alphas]))
+    live = [a for a, s, t in zip(alphas, stat, thr) if s > t]
+    coefs = {tuple(map(int, a)): float(C[a]) for a in live}
+    if abs(mean) > max(COEF_FLOOR * scale, SAFETY * dC[(0,) * k] * scale):
+        coefs = {(0,) * k: mean, **coefs}
+    ie = min((sum(a) for a in live), default=None)
+    leap = _leap([{r for r, ar in enumerate(a) if ar} for a in live]) if live else None
+    if constant:
+        notes.append("constant target: nothing to learn (exponents None, every direction hard)")
+    elif ie is None:
+        notes.append(f"no Hermite coefficient of order 1..{order} is non-zero: the information "
+                     f"exponent exceeds {order}")
+    unit = [tuple(int(r == s) for s in range(k)) for r in range(k)]
+    c1 = np.array([C[e] for e in unit])
+    s1 = float(np.linalg.norm(c1)) / scale * (not constant)
+    t1 = max(COEF_FLOOR, SAFETY * float(np.linalg.norm([dC[e] for e in unit])))
+    one_pass = _basis(c1, k) if s1 > t1 else np.zeros((0, k))
+    margins = {"hermite": _margin(stat, thr, "|c_alpha| / std(f), 1 <= |alpha| <= order",
+                                  COEF_FLOOR),
+               "one_pass": _margin(s1, t1, "||E[y z*]|| / std(f)", COEF_FLOOR)}
+
+    # batch-reuse staircase, and stage 1 split by parity in y
+    U, stages, acc_r = np.zeros((0, k)), [], []
+    odd = even = np.zeros((0, k))
+    if not constant:
+        fs = tgt(grids[0].zs)
+        idx = np.argsort(fs)
+        qs = np.interp(LEVELS, np.cumsum(grids[0].ws[idx]), fs[idx])
+        qs = np.unique(np.round((qs - mean) / std, 12))
+        labels = [_label_family(tgt(g.zs), mean, std, qs) for g in grids]
+        while U.shape[0] < k:
+            new, margins[f"reuse_stage_{len(stages) + 1}"], acc = _span(grids, labels, U, k)
+            stages.append(new)
+            acc_r.append(acc)
+            U = np.vstack([U, new])
+            if len(stages) == 1:
+                flipped = [_label_family(-tgt(g.zs), mean, std, qs) for g in grids]
+                odd, margins["reuse_odd"] = _span(
+                    grids, [a - b for a, b in zip(labels, flipped)], np.zeros((0, k)), k)[:2]
+                even, margins["reuse_even"] = _span(
+                    grids, [a + b for a, b in zip(labels, flipped)], np.zeros((0, k)), k)[:2]
+            if not new.shape[0]:
+                break
+    stages = stages or [np.zeros((0, k))]
+    for name, m in margins.items():
+        if m["undetermined"]:
+            notes.append(f"{m['undetermined']} {name} decision(s) undetermined (statistic above "
+                         f"its quadrature change but within {SAFETY:g}x of it), counted as zero: "
+                         f"a discontinuous or very steep target?")
+    hard = _complement(U, k)
+    res = LearnabilityResult(
+        target=tgt.expr, k=k, order=order, information_exponent=ie, leap_exponent=leap,
+        hermite=coefs, one_pass_basis=one_pass, one_pass_subspace_dim=one_pass.shape[0],
+        reuse_stages=stages, reuse_subspace_dims=list(itertools.accumulate(
+            s.shape[0] for s in stages)), reuse_basis=U, hard_basis=hard,
+        hard_subspace_dim=hard.shape[0], reuse_odd_basis=odd, reuse_even_basis=even,
+        margins=margins, notes=notes, dmft_check=None,
+        accuracy={"nodes_per_dim": n_fine, "coarse_nodes": n_coarse,
+                  "exact_degree_per_coordinate": 2 * n_fine - 1,
+                  "hermite": float(max((dC[a] for a in alphas), default=0.0)),
+                  "hermite_order_le_3": float(max((dC[a] for a in alphas if sum(a) <= 3),
+                                                  default=0.0)),
+                  "reuse": acc_r, "variance_captured": None if constant else
+                  float(sum(C[a] ** 2 for a in live) / std ** 2),
+                  "meaning": "largest change of each statistic between the fine and the "
+                             "coarse tensor Gauss-Hermite grid"})
+    if check_dmft:
+        from .learnability_check import dmft_check
+        res.dmft_check = dmft_check(res, tgt, dmft_options)
+    return res
+
+
+def add_arguments(parser):
+    """Add the arguments of ``dmft learnability`` to an argparse parser."""
+    parser.add_argument("expr", help="target expression of z1..zk, e.g. 'tanh(z1 + He3(z2))'")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--check-dmft", action="store_true", dest="check_dmft",
+                        help="compare with short multi-pass and one-pass DMFT runs")
+    parser.add_argument("--k", type=int, default=None, help="number of target directions")
+    parser.add_argument("--order", type=int, default=None, help="highest Hermite order examined")
+    return parser
+
+
+def run_args(args):
+    """Run ``dmft learnability`` for parsed arguments: 1 if the DMFT check disagrees, else 0.
+    Raises ProblemError on bad input."""
+    res = learnability(args.expr, k=args.k, order=args.order, check_dmft=args.check_dmft)
+    print(json.dumps(res.to_dict(), indent=1) if args.json else res.summary())
+    return 1 if res.dmft_check is not None and not res.dmft_check["agrees"] else 0
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        print(f"dmft: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main(argv=None):
+    """``dmft learnability EXPR [--json] [--check-dmft] [--k K] [--order L]``: bad input
+    prints one line on stderr and returns 2."""
+    parser = add_arguments(_Parser(prog="dmft learnability", description=(
+        "information and leap exponents and the subspaces learnable by one-pass and "
+        "batch-reusing GD (THEORY.md section 4)")))
+    args = parser.parse_args(argv)
+    try:
+        return run_args(args)
+    except ProblemError as exc:
+        print(f"dmft: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
