@@ -33,7 +33,9 @@ def solve_numpy(problem, n_paths, seed=0, stein_rtol=1e-3):
     Linv, Lst = np.zeros((T + 1, p, p)), np.zeros((T + 1, p, p))
     M = np.zeros((T + 1, p, k))
     M[0] = problem.M0
-    zeta, g = np.zeros((T + 1, N, p)), np.zeros((T + 1, N, p))
+    # path-major histories (N, (T+1) p): the first (t+1) p columns are the history up to t, a
+    # strided view that BLAS reads without copies
+    zeta, g = np.zeros((N, (T + 1) * p)), np.zeros((N, (T + 1) * p))
     test = np.zeros(T + 1)
     C0 = problem.C0
     for t in range(T + 1):
@@ -56,17 +58,21 @@ def solve_numpy(problem, n_paths, seed=0, stein_rtol=1e-3):
         schur = Cth[t, t] - np.einsum("uij,ukj->ik", L[t, :t], L[t, :t])
         L[t, t], Linv[t] = _sqrt_pinv(schur, 1e-5)
         _, Lst[t] = _sqrt_pinv(schur, stein_rtol)
-        zeta[t] = rng.standard_normal((N, p))
-        omega = np.einsum("sij,snj->ni", L[t, :t + 1], zeta[:t + 1])
-        h = z @ M[t].T + omega + np.einsum("sij,snj->ni", Rth[t, :t], g[:t])
+        zeta[:, t * p:(t + 1) * p] = rng.standard_normal((N, p))
+        n1 = (t + 1) * p
+        omega = zeta[:, :n1] @ L[t, :t + 1].transpose(0, 2, 1).reshape(n1, p)
+        h = z @ M[t].T + omega
+        if t:
+            h += g[:, :t * p] @ Rth[t, :t].transpose(0, 2, 1).reshape(t * p, p)
         err = act.f(h) @ a - y
-        g[t] = err[:, None] * a * act.df(h)
+        gt = err[:, None] * a * act.df(h)
+        g[:, t * p:(t + 1) * p] = gt
         test[t] = 0.5 * np.mean((act.f(z @ M[t].T + omega) @ a - y) ** 2)
-        Cg[t, :t + 1] = np.einsum("ni,snj->sij", g[t], g[:t + 1]) / N
+        Cg[t, :t + 1] = (gt.T @ g[:, :n1]).reshape(p, t + 1, p).transpose(1, 0, 2) / N
         Cg[:t + 1, t] = np.swapaxes(Cg[t, :t + 1], -1, -2)
-        S = np.einsum("ni,snj->sij", g[t], zeta[:t + 1]) / N
+        S = (gt.T @ zeta[:, :n1]).reshape(p, t + 1, p).transpose(1, 0, 2) / N
         for u in range(t, -1, -1):
             Rg[t, u] = (S[u] - np.einsum("sij,sjk->ik", Rg[t, u + 1:t + 1], L[u + 1:t + 1, u])) @ Lst[u]
         if t < T:
-            M[t + 1] = dec * M[t] - eta * al * (g[t].T @ z) / N
+            M[t + 1] = dec * M[t] - eta * al * (gt.T @ z) / N
     return M, test

@@ -17,8 +17,6 @@ def _publish(tmp, path):
     os.chmod(tmp, 0o666 & ~_UMASK)
     os.replace(tmp, path)
 
-import numpy as np
-import xarray as xr
 
 from .errors import ProblemError
 from .problem import Problem
@@ -36,6 +34,7 @@ _META = ("seed", "n_paths", "n_groups", "response", "version", "status", "messag
 
 
 def result_to_dataset(res):
+    import xarray as xr          # imported on first use: keeps `import dmft` light
     data = {}
     for name in OBSERVABLES + KERNELS:
         data[name] = (_DIMS[name], getattr(res, name))
@@ -106,6 +105,7 @@ def _dataset_to_result(ds):
 
 
 def _open(path):
+    import xarray as xr
     path = os.fspath(path)
     if not os.path.exists(path):
         raise ProblemError("path", f"no such file: {path}")
@@ -140,6 +140,7 @@ _SIM_META = ("d", "n", "n_seeds", "seed", "dtype", "n_test", "version", "status"
 
 
 def save_simresult(sim, path):
+    import xarray as xr
     dims = {k: _DIMS[k] for k in sim.FIELDS + ("overlap",)}
     data = {}
     for name, dd in dims.items():

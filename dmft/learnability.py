@@ -4,10 +4,12 @@ Expectations are tensor Gauss-Hermite sums over the k coordinates (``GRIDS`` nod
 coordinate, exact for polynomials of degree <= 2n - 1 in each), not Monte Carlo.  The nodes are
 symmetric under z_r -> -z_r and permutations, so quantities that vanish by such a symmetry
 (He2, z1*z2, sign(z1*z2*z3), ...) come out at round-off even for discontinuous targets.  Each
-statistic is also computed on a coarser grid; the change is its stated quadrature accuracy and
-a decision "non-zero" needs statistic > max(floor, SAFETY * change).  Decisions with
-floor < statistic <= SAFETY * change are counted as zero and reported as ``undetermined``
-(steps at generic places, e.g. sign(z2 + 1), converge slowly: accuracy ~ 0.05 at k = 2).
+statistic is also computed on a coarser grid (n_c nodes instead of n); its stated accuracy is
+the change times n_c / (n - n_c), the error of the fine grid if the rule converges like 1/n (the
+rate for kinks such as |z|; smooth integrands converge much faster, jumps only like n^-1/2, so
+their error can be ~2x the stated one).  "Non-zero" needs statistic > max(floor, SAFETY *
+accuracy); floor < statistic <= SAFETY * accuracy is counted as zero and reported as
+``undetermined`` (e.g. steps at generic places such as sign(z2 + 1): accuracy ~ 0.1 at k = 2).
 
 * Hermite coefficients c_alpha = E[f He_alpha(z)] / sqrt(alpha!), |alpha| <= order, statistic
   |c_alpha| / std(f), floor COEF_FLOOR.  Information exponent: lowest |alpha| >= 1 with a
@@ -25,8 +27,10 @@ floor < statistic <= SAFETY * change are counted as zero and reported as ``undet
   learned U with G(y) psi(U z*) (psi: Hermite products of degree <= 3 and tanh of the
   projections): E[v.z* | y, U.z*] != 0.  Stages stop when one adds nothing; the hard subspace
   is the complement.  Stage 1 is also split by parity in y, ``reuse_odd_basis`` (G odd in y)
-  and ``reuse_even_basis`` (G even): students with an odd activation (tanh) pick up only the
-  first, ReLU students only E[y z*] and the second (see :mod:`dmft.learnability_check`).
+  and ``reuse_even_basis`` (G even), and ``y2_basis``, ``y3_basis`` hold the directions of
+  E[y~^2 z*], E[y~^3 z*] (y~ standardised): at the second step of reuse a student with an
+  even activation part (ReLU) moves along the first, one with a non-linear odd part (tanh)
+  along the second (see :mod:`dmft.learnability_check`).
 """
 import argparse
 import itertools
@@ -49,7 +53,7 @@ DEFAULT_ORDER = {1: 20, 2: 12, 3: 8, 4: 6, 5: 5}
 MAX_K = max(GRIDS)
 COEF_FLOOR = 1e-8    # floor of the threshold on |c_alpha| / std(f)
 STAT_FLOOR = 1e-6    # floor of the threshold on the reuse statistic (an RMS correlation)
-SAFETY = 10.0        # a statistic must exceed SAFETY x its quadrature change
+SAFETY = 3.0         # a statistic must exceed SAFETY x its stated quadrature accuracy
 WIDTH = 0.5          # width of the tanh steps and bumps, in units of std(y)
 LEVELS = (0.1, 0.25, 0.5, 0.75, 0.9)
 
@@ -65,7 +69,7 @@ class _Grid:
         x, w = 0.5 * (x - x[::-1]), 0.5 * (w + w[::-1])          # exactly symmetric
         w = w / w.sum()
         self.x, w = x[w >= 1e-60], w[w >= 1e-60]
-        self.n, self.k = self.x.size, k
+        self.n, self.n0, self.k = self.x.size, n, k
         self.z = np.stack([m.ravel() for m in np.meshgrid(*([self.x] * k), indexing="ij")], 1)
         self.w = np.prod(np.meshgrid(*([w] * k), indexing="ij"), axis=0).ravel()
         keep = self.w >= 1e-100
@@ -188,6 +192,7 @@ def _span(grids, labels, U, k):
         _, sv, vt = np.linalg.svd(B, full_matrices=True)
         st[:sv.size], V = sv, vt.T
     change = np.abs(st - np.linalg.norm(_stage_rows(grids[1], labels[1], U, N) @ V, axis=0))
+    change *= grids[1].n0 / (grids[0].n0 - grids[1].n0)      # stated accuracy, see above
     thr = np.maximum(STAT_FLOOR, SAFETY * change)
     name = "RMS correlation of v.z* with the test functions G(y" + (", U.z*)" if len(U) else ")")
     return (_basis((N.T @ V[:, st > thr]).T, k), _margin(st, thr, name, STAT_FLOOR),
@@ -206,6 +211,7 @@ class LearnabilityResult:
         everything is learned);  reuse_subspace_dims : cumulative dimension after each stage
     reuse_basis, hard_basis : (dim, k);  hard_subspace_dim : int
     reuse_odd_basis, reuse_even_basis : (dim, k)  stage 1 seen through G odd / even in y
+    y2_basis, y3_basis : (0 or 1, k)  normalised E[y~^2 z*], E[y~^3 z*], y~ = (y - E y) / std
     margins : dict  per decision family: statistic, thresholds, extremes, margin, undetermined
     accuracy : dict  grids and quadrature accuracy of every statistic, variance captured
     notes : list of str;  dmft_check : dict or None (see :func:`dmft.learnability_check.dmft_check`)
@@ -214,7 +220,8 @@ class LearnabilityResult:
     KEYS = ("target", "k", "order", "information_exponent", "leap_exponent",
             "one_pass_subspace_dim", "reuse_subspace_dims", "hard_subspace_dim",
             "one_pass_basis", "reuse_stages", "reuse_basis", "hard_basis", "reuse_odd_basis",
-            "reuse_even_basis", "margins", "accuracy", "notes", "dmft_check")
+            "reuse_even_basis", "y2_basis", "y3_basis", "margins", "accuracy", "notes",
+            "dmft_check")
 
     def __init__(self, **fields):
         self.__dict__.update(fields)
@@ -238,7 +245,8 @@ class LearnabilityResult:
                  f"batch-reuse staircase  dims {self.reuse_subspace_dims} "
                  + " | ".join(fmt(B) for B in self.reuse_stages),
                  f"  stage 1 by parity    odd in y {fmt(self.reuse_odd_basis)}, even in y "
-                 f"{fmt(self.reuse_even_basis)}",
+                 f"{fmt(self.reuse_even_basis)}; E[y~^2 z*] {fmt(self.y2_basis)}, "
+                 f"E[y~^3 z*] {fmt(self.y3_basis)}",
                  f"hard subspace          dim {self.hard_subspace_dim} {fmt(self.hard_basis)}",
                  "largest Hermite coefficients: " + ", ".join(f"c{a}={c:+.4g}" for a, c in top)]
         for name, m in self.margins.items():
@@ -251,17 +259,9 @@ class LearnabilityResult:
                      + ", ".join(f"{x:.1e}" for x in a["reuse"])
                      + f"; variance captured {_num(a['variance_captured'])}")
         lines += [f"note: {n}" for n in self.notes]
-        c = self.dmft_check
-        if c is not None:
-            lines.append(f"DMFT check: {'agrees' if c['agrees'] else 'DISAGREES'} "
-                         f"(overlap and its size in error bars at steps 1..T)")
-            for run, r in c["runs"].items():
-                for name, s in r["subspaces"].items():
-                    vals = " ".join(f"{v:.3f}({z:.1f})" for v, z in
-                                    zip(s["value"], s["significance"]))
-                    lines.append(f"  {run:16s} {name:9s} dim {s['dim']} {s['predicted']:7s} "
-                                 f"{vals}")
-            lines += [f"  disagreement: {x}" for x in c["disagreements"]]
+        if self.dmft_check is not None:
+            from .learnability_check import check_summary
+            lines += check_summary(self.dmft_check)
         return "\n".join(lines)
 
     def __repr__(self):
@@ -300,11 +300,10 @@ def learnability(target, k=None, order=None, check_dmft=False, **dmft_options):
     order : int or None
         Highest total Hermite order examined (default ``DEFAULT_ORDER[k]``).
     check_dmft : bool
-        Also compare the prediction with short DMFT runs (:func:`dmft.learnability_check.dmft_check`).
+        Also compare the prediction with short DMFT runs (see :mod:`dmft.learnability_check`).
     **dmft_options
-        Overrides of ``DMFT_DEFAULTS`` for the check: p (default 1), activations (or one
-        activation), schedules, a, alpha, eta, ridge, noise, steps, n_paths, seed, n_groups,
-        response.
+        Overrides of its ``DMFT_DEFAULTS``: p (default 1), activations (or one activation),
+        schedules, a, alpha, eta, ridge, noise, steps, n_paths, seed, n_groups, response.
 
     Returns
     -------
@@ -335,7 +334,7 @@ def learnability(target, k=None, order=None, check_dmft=False, **dmft_options):
 
     # Hermite expansion, information and leap exponents, one-pass subspace
     C = _coefficients(grids[0], f, order)
-    dC = np.abs(C - _coefficients(grids[1], fc, order)) / scale
+    dC = np.abs(C - _coefficients(grids[1], fc, order)) * (n_coarse / (n_fine - n_coarse) / scale)
     alphas = [a for a in np.ndindex(C.shape) if 1 <= sum(a) <= order]
     stat = np.array([abs(C[a]) for a in alphas]) / scale * (not constant)
     thr = np.maximum(COEF_FLOOR, SAFETY * np.array([dC[a] for a in alphas]))
@@ -358,6 +357,14 @@ def learnability(target, k=None, order=None, check_dmft=False, **dmft_options):
     margins = {"hermite": _margin(stat, thr, "|c_alpha| / std(f), 1 <= |alpha| <= order",
                                   COEF_FLOOR),
                "one_pass": _margin(s1, t1, "||E[y z*]|| / std(f)", COEF_FLOOR)}
+    moments = {}
+    for j in (2, 3):      # the directions picked up at the second step of reuse (checks)
+        v, vc = ((g.w * ((y - mean) / scale) ** j) @ g.z for g, y in zip(grids, (f, fc)))
+        sj = float(np.linalg.norm(v)) * (not constant)
+        tj = max(COEF_FLOOR, SAFETY * float(np.linalg.norm(v - vc)) * n_coarse
+                 / (n_fine - n_coarse))
+        margins[f"y{j}"] = _margin(sj, tj, f"||E[y~^{j} z*]||", COEF_FLOOR)
+        moments[j] = _basis(v, k) if sj > tj else np.zeros((0, k))
 
     # batch-reuse staircase, and stage 1 split by parity in y
     U, stages, acc_r = np.zeros((0, k)), [], []
@@ -385,7 +392,7 @@ def learnability(target, k=None, order=None, check_dmft=False, **dmft_options):
     for name, m in margins.items():
         if m["undetermined"]:
             notes.append(f"{m['undetermined']} {name} decision(s) undetermined (statistic above "
-                         f"its quadrature change but within {SAFETY:g}x of it), counted as zero: "
+                         f"its stated accuracy but within {SAFETY:g}x of it), counted as zero: "
                          f"a discontinuous or very steep target?")
     hard = _complement(U, k)
     res = LearnabilityResult(
@@ -394,6 +401,7 @@ def learnability(target, k=None, order=None, check_dmft=False, **dmft_options):
         reuse_stages=stages, reuse_subspace_dims=list(itertools.accumulate(
             s.shape[0] for s in stages)), reuse_basis=U, hard_basis=hard,
         hard_subspace_dim=hard.shape[0], reuse_odd_basis=odd, reuse_even_basis=even,
+        y2_basis=moments[2], y3_basis=moments[3],
         margins=margins, notes=notes, dmft_check=None,
         accuracy={"nodes_per_dim": n_fine, "coarse_nodes": n_coarse,
                   "exact_degree_per_coordinate": 2 * n_fine - 1,
@@ -402,8 +410,8 @@ def learnability(target, k=None, order=None, check_dmft=False, **dmft_options):
                                                   default=0.0)),
                   "reuse": acc_r, "variance_captured": None if constant else
                   float(sum(C[a] ** 2 for a in live) / std ** 2),
-                  "meaning": "largest change of each statistic between the fine and the "
-                             "coarse tensor Gauss-Hermite grid"})
+                  "meaning": "largest stated accuracy of the statistics: change between "
+                             "the fine and the coarse grid times n_c / (n - n_c)"})
     if check_dmft:
         from .learnability_check import dmft_check
         res.dmft_check = dmft_check(res, tgt, dmft_options)

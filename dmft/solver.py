@@ -148,8 +148,9 @@ def solve(problem, n_paths=200_000, seed=None, progress="auto", response="stein"
     # validation suite can be shown to fail; never set in normal use
     mem_scale = 0.0 if os.environ.get("DMFT_TEST_BREAK") == "memory" else 1.0
     eps0 = rng.standard_normal((N, p))
-    eta = np.zeros((max(T, 1), N, p))
-    kappa = np.zeros((max(T, 1), N, p))
+    # histories (time, neuron, path); eta drawn in float32, so stored exactly
+    eta = np.zeros((max(T, 1), p, N), dtype=np.float32)
+    kappa = np.zeros((max(T, 1), p, N))
     g_prev = np.zeros((N, p))
     D_hist = np.zeros((T + 1, N, p, p)) if response == "pathwise" else np.zeros((1, 1, p, p))
     losses = np.full((G, T + 1, 2), np.nan)
@@ -170,11 +171,13 @@ def solve(problem, n_paths=200_000, seed=None, progress="auto", response="stein"
                 status, message = "diverged", f"C_theta({t},{t}) diverged (eta too large?)"
                 break
             if t >= 1:
-                rng.standard_normal(out=eta[t - 1])
+                rng.standard_normal(dtype=np.float32, out=eta[t - 1])
             P_t = np.ascontiguousarray(W.P[:, t])
             B_row = np.ascontiguousarray(W.B[:, t, :t])
             K_prev = np.ascontiguousarray(W.K[:, t - 1, :max(t - 1, 0)]) if t >= 1 \
                 else np.zeros((G, 0, p, p))
+            if t < 2:               # nothing to whiten yet (c_prev, K_inv_prev: kappa(t-2))
+                c_prev, K_inv_prev = np.zeros((G, 0, p, p)), np.zeros((G, p, p))
             M_t = np.ascontiguousarray(W.M[:, t])
             gg = np.zeros((G, p, p))
             gk = np.zeros((G, t, p, p))
@@ -188,20 +191,21 @@ def solve(problem, n_paths=200_000, seed=None, progress="auto", response="stein"
                 S_eps = np.zeros((G, p, p))
                 S_eta = np.zeros((G, t, p, p))
                 kernels.step_stein(t, act.code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev,
-                                   bounds, P_t, B_row, K_prev, M_t, mask, mem_scale, gg, gk,
-                                   gz, om2, kk, cw, S_eps, S_eta, lo)
+                                   bounds, P_t, B_row, K_prev, c_prev, K_inv_prev, M_t, mask,
+                                   mem_scale, gg, gk, gz, om2, kk, cw, S_eps, S_eta, lo)
             else:
                 Rg = np.zeros((G, t + 1, p, p))
                 kernels.step_pathwise(t, act.code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa,
-                                      g_prev, D_hist, bounds, P_t, B_row, K_prev, M_t, mask,
-                                      mem_scale, W.R_theta, gg, gk, gz, om2, kk, cw, Rg, lo)
+                                      g_prev, D_hist, bounds, P_t, B_row, K_prev, c_prev,
+                                      K_inv_prev, M_t, mask, mem_scale, W.R_theta, gg, gk, gz,
+                                      om2, kk, cw, Rg, lo)
             t2 = time.perf_counter()
             c3, c4 = counts[:, None, None], counts[:, None, None, None]
             gk /= c4
-            if t >= 1:      # re-orthogonalise and whiten r(t-1) now that its moments are known
+            if t >= 1:      # re-orthogonalise and whiten r(t-1) (applied by the next pass)
                 cw /= c4
                 K_inv, res_innov[t - 1] = W.finalize_innovation(t - 1, kk / c3, cw)
-                kernels.whiten(t - 1, kappa, bounds, cw, K_inv)
+                c_prev, K_inv_prev = cw, np.ascontiguousarray(K_inv)
                 # E[g(t) kappa(t-1)^T] = (E[g(t) r^T] - sum_w E[g(t) kappa(w)^T] c(w)^T) K_inv
                 gk[:, t - 1] = (gk[:, t - 1] - np.einsum("gwij,gwkj->gik", gk[:, :t - 1], cw)) \
                     @ K_inv
