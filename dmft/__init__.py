@@ -13,6 +13,7 @@ from .solver import solve  # noqa: E402
 from .simulate import SimResult, simulate  # noqa: E402
 from .compare import Comparison, compare  # noqa: E402
 from .io import load  # noqa: E402
+from .learnability import learnability  # noqa: E402
 
 __all__ = ["Problem", "solve", "Result", "simulate", "SimResult", "compare", "Comparison", "load",
-           "ProblemError", "NumericalError", "__version__"]
+           "learnability", "ProblemError", "NumericalError", "__version__"]

@@ -170,6 +170,11 @@ def build_parser():
     val.add_argument("--background", action="store_true", help="detach, log to OUT/validate.log")
     val.add_argument("--no-progress", action="store_true", dest="no_progress")
     val.set_defaults(func=cmd_validate)
+    from .learnability import add_arguments, run_args
+    learn = sub.add_parser("learnability", help="which directions one-pass and batch-reusing "
+                                                "GD learn (THEORY.md section 4)")
+    add_arguments(learn)
+    learn.set_defaults(func=run_args)
     return parser
 
 

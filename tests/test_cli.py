@@ -102,3 +102,13 @@ def test_compare_overlays_schedules(config, tmp_path):
     r = dmft_cli("compare", str(config), "--out", str(out), "--schedules", "one-pass,twice",
                  cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.startswith("dmft: error: schedules:")
+
+
+def test_learnability_command(tmp_path):
+    import json
+    r = dmft_cli("learnability", "z1 + z2**2", "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["one_pass_subspace_dim"] == 1 and out["hard_subspace_dim"] == 1
+    r = dmft_cli("learnability", "z1 + import", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.startswith("dmft: error: target:")
