@@ -22,8 +22,9 @@ fail).  With a data-reuse schedule, g is multiplied by the path's selection s(t)
 paths.  The histories are laid out (time, neuron, path), so that a chunk of paths is contiguous
 and the loops over it vectorise (SIMD): ``eta`` (T, p, N) float32 (our own random numbers,
 drawn in float32, so storing them loses nothing), ``kappa`` (T, p, N) float64;
-``eps0`` (N, p); ``g_prev`` (N, p) holds g(t-1) and is overwritten with g(t); ``D_hist``
-(T+1, N, p, p) holds D(s) = dg(s)/dh(s) for the pathwise estimator; ``z`` (N, k), ``y`` (N,).
+the per-path vectors are stored by coordinate too: ``eps0`` (p, N); ``g_prev`` (p, N) holds g(t-1)
+and is overwritten with g(t); ``z`` (k, N); ``y`` (N,); ``D_hist`` (T+1, N, p, p) holds
+D(s) = dg(s)/dh(s) for the pathwise estimator.
 
 Paths are split in G contiguous groups (``bounds``, length G+1); group b is an independent
 replica with its own kernels (``P_t[b]``, ``B_row[b]``, ...) and its own sums, so the ``prange``
@@ -38,22 +39,22 @@ divides by the group sizes.
 import numpy as np
 from numba import njit, prange
 
-from .activations import d2sigma, dsigma, sigma
+from .activations import apply_sigma, d2sigma, dsigma
 
 CHUNK = 256                 # paths per chunk (measured best of 64..4096 on AVX-512)
 _FM = {"reassoc", "contract"}
 
 
-@njit(cache=True, inline="always", fastmath=_FM)
+@njit(cache=True, fastmath=_FM)
 def _chunk_forward(t, i0, W, b, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, P_t,
                    B_row, K_prev, c_prev, K_inv_prev, M_t, mask, mem_scale, R, MEM, NZ, GV, HV,
-                   SEL, ERR, sums):
+                   HT, ACT, SEL, ERR, sums):
     """The stages of the module docstring for paths i0 .. i0+W-1 of group b.
 
     Leaves r(t-1) in R and ``kappa[t-1]``, g in GV (and ``g_prev``), h in HV, the selection
     and yhat - y per path in SEL and ERR; adds (s * train loss, test loss, s) to ``sums``."""
     p = a.shape[0]
-    k = z.shape[1]
+    k = z.shape[0]                               # z is (k, N)
     if t >= 2:                                   # finish whitening kappa(t-2)
         s = t - 2
         for j in range(p):
@@ -75,7 +76,7 @@ def _chunk_forward(t, i0, W, b, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa,
                 kappa[s, j, i0 + ii] = acc
     for j in range(p):
         for ii in range(W):
-            R[j, ii] = g_prev[i0 + ii, j]
+            R[j, ii] = g_prev[j, i0 + ii]
             MEM[j, ii] = 0.0
             NZ[j, ii] = 0.0
     for w in range(t - 1):                       # r(t-1) and the memory term, one pass
@@ -102,45 +103,72 @@ def _chunk_forward(t, i0, W, b, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa,
         for j in range(p):
             for ii in range(W):
                 kappa[t - 1, j, i0 + ii] = R[j, ii]
-    for ii in range(W):                          # per path: pre-activations, g, losses
-        i = i0 + ii
-        yhat = 0.0
-        ytest = 0.0
-        for j in range(p):
-            om = sqrt_alpha * NZ[j, ii]
-            for l in range(p):
-                om += P_t[b, j, l] * eps0[i, l]
-            NZ[j, ii] = om                       # keep omega(t) for its covariance check
-            ht = om
-            for q in range(k):
-                ht += M_t[b, j, q] * z[i, q]
-            mem = MEM[j, ii] - lr * R[j, ii] if t >= 1 else MEM[j, ii]
-            hj = ht + mem_scale * mem
-            HV[j, ii] = hj
-            yhat += a[j] * sigma(code, hj)
-            ytest += a[j] * sigma(code, ht)
-        err = yhat - y[i]
-        sel = 1.0 if mask.shape[0] == 0 else float(mask[t, i])
-        for j in range(p):
-            gj = sel * err * a[j] * dsigma(code, HV[j, ii])
-            GV[j, ii] = gj
-            g_prev[i, j] = gj
+    YH, YT = ACT[0, :W], ACT[1, :W]              # yhat and the test prediction
+    for ii in range(W):
+        YH[ii] = 0.0
+        YT[ii] = 0.0
+    for j in range(p):                           # pre-activations, vectorised over the chunk
+        nj, mj, rj = NZ[j, :W], MEM[j, :W], R[j, :W]
+        hv, htv = HV[j, :W], HT[j, :W]
+        for ii in range(W):
+            nj[ii] = sqrt_alpha * nj[ii]
+        for l in range(p):
+            pc = P_t[b, j, l]
+            el = eps0[l, i0:i0 + W]
+            for ii in range(W):
+                nj[ii] += pc * el[ii]            # NZ now holds omega(t)
+        for ii in range(W):
+            htv[ii] = nj[ii]
+        for q in range(k):
+            mc = M_t[b, j, q]
+            zq = z[q, i0:i0 + W]
+            for ii in range(W):
+                htv[ii] += mc * zq[ii]
+        if t >= 1:
+            for ii in range(W):
+                mj[ii] -= lr * rj[ii]
+        for ii in range(W):
+            hv[ii] = htv[ii] + mem_scale * mj[ii]
+        tmp = ACT[2, :W]
+        apply_sigma(code, 0, hv, tmp)
+        for ii in range(W):
+            YH[ii] += a[j] * tmp[ii]
+        apply_sigma(code, 0, htv, tmp)
+        for ii in range(W):
+            YT[ii] += a[j] * tmp[ii]
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    for ii in range(W):
+        sel = 1.0 if mask.shape[0] == 0 else float(mask[t, i0 + ii])
+        err = YH[ii] - y[i0 + ii]
+        et = YT[ii] - y[i0 + ii]
         SEL[ii] = sel
         ERR[ii] = err
-        et = ytest - y[i]
-        sums[0] += sel * 0.5 * err * err
-        sums[1] += 0.5 * et * et
-        sums[2] += sel
+        s0 += sel * 0.5 * err * err
+        s1 += 0.5 * et * et
+        s2 += sel
+    sums[0] += s0
+    sums[1] += s1
+    sums[2] += s2
+    for j in range(p):
+        tmp = ACT[2, :W]
+        apply_sigma(code, 1, HV[j, :W], tmp)
+        gv = GV[j, :W]
+        gp = g_prev[j, i0:i0 + W]
+        for ii in range(W):
+            gv[ii] = SEL[ii] * ERR[ii] * a[j] * tmp[ii]
+            gp[ii] = gv[ii]
 
 
-@njit(cache=True, inline="always", fastmath=_FM)
+@njit(cache=True, fastmath=_FM)
 def _chunk_accumulate(t, i0, W, b, GV, R, NZ, z, eps0, eta, kappa, gg, gk, gz, om2, kk, cw,
                       S_eps, S_eta, stein):
     """Per-group sums over the chunk: E[g g^T], E[g kappa(v)^T] (v < t; kappa(t-1) still raw),
     E[g z*^T], E[omega omega^T], E[r r^T], E[r kappa(w)^T] (w < t-1) and, for Stein,
     E[g eps0^T] and E[g eta(v)^T]; vector reductions over the chunk."""
     p = GV.shape[0]
-    k = z.shape[1]
+    k = z.shape[0]                               # z is (k, N)
     for j in range(p):
         for l in range(p):
             s1 = 0.0
@@ -151,7 +179,7 @@ def _chunk_accumulate(t, i0, W, b, GV, R, NZ, z, eps0, eta, kappa, gg, gk, gz, o
                 s1 += GV[j, ii] * GV[l, ii]
                 s2 += NZ[j, ii] * NZ[l, ii]
                 s3 += R[j, ii] * R[l, ii]
-                s4 += GV[j, ii] * eps0[i0 + ii, l]
+                s4 += GV[j, ii] * eps0[l, i0 + ii]
             gg[b, j, l] += s1
             om2[b, j, l] += s2
             if t >= 1:
@@ -161,7 +189,7 @@ def _chunk_accumulate(t, i0, W, b, GV, R, NZ, z, eps0, eta, kappa, gg, gk, gz, o
         for q in range(k):
             s1 = 0.0
             for ii in range(W):
-                s1 += GV[j, ii] * z[i0 + ii, q]
+                s1 += GV[j, ii] * z[q, i0 + ii]
             gz[b, j, q] += s1
     for v in range(t):
         for l in range(p):
@@ -195,13 +223,14 @@ def step_stein(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, bound
     p = a.shape[0]
     for b in prange(G):
         R, MEM, NZ = np.empty((p, CHUNK)), np.empty((p, CHUNK)), np.empty((p, CHUNK))
-        GV, HV = np.empty((p, CHUNK)), np.empty((p, CHUNK))
+        GV, HV, HT = np.empty((p, CHUNK)), np.empty((p, CHUNK)), np.empty((p, CHUNK))
+        ACT = np.empty((3, CHUNK))
         SEL, ERR, sums = np.empty(CHUNK), np.empty(CHUNK), np.zeros(3)
         for i0 in range(bounds[b], bounds[b + 1], CHUNK):
             W = min(CHUNK, bounds[b + 1] - i0)
             _chunk_forward(t, i0, W, b, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev,
                            P_t, B_row, K_prev, c_prev, K_inv_prev, M_t, mask, mem_scale, R, MEM,
-                           NZ, GV, HV, SEL, ERR, sums)
+                           NZ, GV, HV, HT, ACT, SEL, ERR, sums)
             _chunk_accumulate(t, i0, W, b, GV, R, NZ, z, eps0, eta, kappa, gg, gk, gz, om2, kk,
                               cw, S_eps, S_eta, True)
         for q in range(3):
@@ -219,7 +248,8 @@ def step_pathwise(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, D_
     p = a.shape[0]
     for b in prange(G):
         R, MEM, NZ = np.empty((p, CHUNK)), np.empty((p, CHUNK)), np.empty((p, CHUNK))
-        GV, HV = np.empty((p, CHUNK)), np.empty((p, CHUNK))
+        GV, HV, HT = np.empty((p, CHUNK)), np.empty((p, CHUNK)), np.empty((p, CHUNK))
+        ACT = np.empty((3, CHUNK))
         SEL, ERR, sums = np.empty(CHUNK), np.empty(CHUNK), np.zeros(3)
         A = np.empty((t + 1, p, p))
         tmp = np.empty((p, p))
@@ -227,7 +257,7 @@ def step_pathwise(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, D_
             W = min(CHUNK, bounds[b + 1] - i0)
             _chunk_forward(t, i0, W, b, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev,
                            P_t, B_row, K_prev, c_prev, K_inv_prev, M_t, mask, mem_scale, R, MEM,
-                           NZ, GV, HV, SEL, ERR, sums)
+                           NZ, GV, HV, HT, ACT, SEL, ERR, sums)
             for ii in range(W):
                 i = i0 + ii
                 sel, err = SEL[ii], ERR[ii]

@@ -46,7 +46,7 @@ from .errors import ProblemError
 from .onepass import solve_one_pass
 from .problem import Problem
 from .result import Result
-from .weight import WeightSide
+from .weight import WeightSide, _flat
 
 RESPONSES = ("stein", "pathwise")
 DIVERGENCE = 1e10   # |C_theta(t, t)| or |M| beyond this counts as divergence
@@ -147,11 +147,12 @@ def solve(problem, n_paths=200_000, seed=None, progress="auto", response="stein"
     # test-only switch that breaks the solver on purpose (drops the memory term), so that the
     # validation suite can be shown to fail; never set in normal use
     mem_scale = 0.0 if os.environ.get("DMFT_TEST_BREAK") == "memory" else 1.0
-    eps0 = rng.standard_normal((N, p))
+    eps0 = rng.standard_normal((p, N))               # per-path vectors stored by coordinate
+    zT = np.ascontiguousarray(z.T)
     # histories (time, neuron, path); eta drawn in float32, so stored exactly
     eta = np.zeros((max(T, 1), p, N), dtype=np.float32)
     kappa = np.zeros((max(T, 1), p, N))
-    g_prev = np.zeros((N, p))
+    g_prev = np.zeros((p, N))
     D_hist = np.zeros((T + 1, N, p, p)) if response == "pathwise" else np.zeros((1, 1, p, p))
     losses = np.full((G, T + 1, 2), np.nan)
     res_omega = np.full(T + 1, np.nan)
@@ -173,9 +174,8 @@ def solve(problem, n_paths=200_000, seed=None, progress="auto", response="stein"
             if t >= 1:
                 rng.standard_normal(dtype=np.float32, out=eta[t - 1])
             P_t = np.ascontiguousarray(W.P[:, t])
-            B_row = np.ascontiguousarray(W.B[:, t, :t])
-            K_prev = np.ascontiguousarray(W.K[:, t - 1, :max(t - 1, 0)]) if t >= 1 \
-                else np.zeros((G, 0, p, p))
+            B_row = W.B_row(t)
+            K_prev = W.K_row(t - 1, t - 1) if t >= 1 else np.zeros((G, 0, p, p))
             if t < 2:               # nothing to whiten yet (c_prev, K_inv_prev: kappa(t-2))
                 c_prev, K_inv_prev = np.zeros((G, 0, p, p)), np.zeros((G, p, p))
             M_t = np.ascontiguousarray(W.M[:, t])
@@ -190,12 +190,12 @@ def solve(problem, n_paths=200_000, seed=None, progress="auto", response="stein"
             if response == "stein":
                 S_eps = np.zeros((G, p, p))
                 S_eta = np.zeros((G, t, p, p))
-                kernels.step_stein(t, act.code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev,
+                kernels.step_stein(t, act.code, a, zT, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev,
                                    bounds, P_t, B_row, K_prev, c_prev, K_inv_prev, M_t, mask,
                                    mem_scale, gg, gk, gz, om2, kk, cw, S_eps, S_eta, lo)
             else:
                 Rg = np.zeros((G, t + 1, p, p))
-                kernels.step_pathwise(t, act.code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa,
+                kernels.step_pathwise(t, act.code, a, zT, y, sqrt_alpha, lr, eps0, eta, kappa,
                                       g_prev, D_hist, bounds, P_t, B_row, K_prev, c_prev,
                                       K_inv_prev, M_t, mask, mem_scale, W.R_theta, gg, gk, gz,
                                       om2, kk, cw, Rg, lo)
@@ -212,7 +212,8 @@ def solve(problem, n_paths=200_000, seed=None, progress="auto", response="stein"
             W.set_g_row(t, gg / c3, gk)
             if response == "stein":
                 W.S_eps[:, t] = S_eps / c3
-                W.S_eta[:, t, :t] = S_eta / c4
+                if t:
+                    W.S_etaf[:, t, :, :t * p] = _flat(S_eta / c4)
             else:
                 W.R_g[:, t, :t + 1] = Rg / c4
             with np.errstate(invalid="ignore", divide="ignore"):

@@ -77,9 +77,9 @@ def test_symmetric_targets_stay_at_zero_overlap(target, k, schedule):
     assert res.ok
     z = np.abs(res.M[1:]) / res.M_err[1:]
     assert np.all(z < 4.0), z.max()
-    # not vacuous: the error bars stay small (z1**2 sits on an unstable zero-overlap point, so
-    # Monte Carlo noise grows with t, but stays below 0.06 over 8 steps with 1e5 paths)
-    assert res.M_err.max() < 0.06
+    # not vacuous: the error bars are small at first (z1**2 sits on an unstable zero-overlap
+    # point, so Monte Carlo noise is amplified with t: ~0.06 at t = 8 with 1e5 paths)
+    assert res.M_err[:4].max() < 0.03 and res.M_err.max() < 0.15
 
 
 # ---------------------------------------------------------------- two independent code paths
