@@ -46,10 +46,30 @@ def _solve(cfg, problem, args, base):
     from .solver import solve
     opts = solver_options(cfg, seed=args.seed, n_paths=args.n_paths)
     opts.setdefault("seed", 0)
-    res = solve(problem, **opts)
+    scheduler, shards = getattr(args, "scheduler", None), getattr(args, "shards", None)
+    if scheduler or shards:
+        res = _solve_sharded(problem, opts, scheduler, shards)
+    else:
+        res = solve(problem, **opts)
     res.save(base + "_dmft.nc")
     _curves_csv(res, base + "_dmft.csv")
     return res
+
+
+def _solve_sharded(problem, opts, scheduler, shards):
+    """Monte Carlo paths sharded over Dask workers: an existing scheduler, or a local cluster."""
+    from distributed import Client, LocalCluster
+
+    from .solver import solve
+    if shards is not None and shards < 1:
+        from .errors import ProblemError
+        raise ProblemError("shards", f"must be >= 1, got {shards}")
+    if scheduler:
+        with Client(scheduler) as client:
+            return solve(problem, client=client, n_shards=shards, **opts)
+    with LocalCluster(n_workers=shards, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        return solve(problem, client=client, n_shards=shards, **opts)
 
 
 def _simulate(cfg, problem, args, base):
@@ -153,6 +173,10 @@ def build_parser():
         cmd.add_argument("--seed", type=int, default=None, help="seed of DMFT and simulations")
         if name in ("run", "compare"):
             cmd.add_argument("--n-paths", type=int, default=None, dest="n_paths")
+            cmd.add_argument("--scheduler", default=None,
+                             help="shard the Monte Carlo paths over this Dask scheduler")
+            cmd.add_argument("--shards", type=int, default=None,
+                             help="shard the paths over a local Dask cluster of N workers")
         if name in ("simulate", "compare"):
             cmd.add_argument("--d", type=int, default=None, help="input dimension")
             cmd.add_argument("--seeds", type=int, default=None, help="number of seeds")

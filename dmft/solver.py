@@ -33,19 +33,17 @@ and sum_u R_g(t, u) B(u, v) that the weight side needs, without ever dividing by
 reverse mode, D = dg/dh including sigma''; cost O(t^2 p^3) per path and step instead of
 O(t p^2).  R_g, Psi and R_theta are reported in both cases (reconstructed for Stein).
 """
-import math
-import os
 import time
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import kernels
 from .activations import get_activation
 from .errors import ProblemError
 from .onepass import solve_one_pass
 from .problem import Problem
 from .result import Result
+from .shard import Shard, group_bounds
 from .weight import WeightSide, _flat
 
 RESPONSES = ("stein", "pathwise")
@@ -75,20 +73,34 @@ def _check_solver_args(problem, n_paths, seed, response, n_groups, stein_rtol):
         raise ProblemError("stein_rtol", f"must be in [0, 1), got {stein_rtol!r}")
 
 
-def _draw_samples(problem, rng, N):
-    """z* ~ N(0, I_k), y = f*(z*) + sqrt(Delta) eps, checked for finiteness."""
-    z = rng.standard_normal((N, problem.k))
-    eps = rng.standard_normal(N)
-    y = problem.target(z) + math.sqrt(problem.noise) * eps
-    if not np.all(np.isfinite(y)):
-        bad = int(np.sum(~np.isfinite(y)))
-        raise ProblemError("target", f"{problem.target.expr!r} is not finite at {bad} of {N} "
-                                     f"Gaussian inputs (e.g. log or sqrt of a negative number)")
-    return np.ascontiguousarray(z), np.ascontiguousarray(y)
+def _make_shards(problem, seed, N, G, response, client, n_shards):
+    """One in-process shard, or shards of whole groups resident on Dask workers (actors)."""
+    pdict = problem.to_dict()
+    if client is None:
+        return [(0, G, Shard(pdict, seed, N, G, 0, G, response))]
+    n = n_shards or max(1, len(client.scheduler_info().get("workers", {})))
+    n = min(int(n), G)
+    edges = np.linspace(0, G, n + 1).round().astype(int)
+    futures = [(g0, g1, client.submit(Shard, pdict, seed, N, G, int(g0), int(g1), response,
+                                      actor=True, pure=False))
+               for g0, g1 in zip(edges[:-1], edges[1:])]
+    return [(g0, g1, f.result()) for g0, g1, f in futures]
+
+
+def _step_all(shards, t, P_t, B_row, K_prev, c_prev, K_inv_prev, M_t, R_theta):
+    """Run step t on every shard (concurrently for actors) and join the per-group sums."""
+    calls = []
+    for g0, g1, sh in shards:
+        sl = slice(g0, g1)
+        calls.append(sh.step(t, P_t[sl], B_row[sl], K_prev[sl], c_prev[sl], K_inv_prev[sl],
+                             M_t[sl], None if R_theta is None else R_theta[sl]))
+    outs = [c.result() if hasattr(c, "result") else c for c in calls]
+    return tuple(None if outs[0][i] is None else np.concatenate([o[i] for o in outs], axis=0)
+                 for i in range(len(outs[0])))
 
 
 def solve(problem, n_paths=200_000, seed=None, progress="auto", response="stein",
-          n_groups=32, stein_rtol=1e-3, method="auto"):
+          n_groups=32, stein_rtol=1e-3, method="auto", client=None, n_shards=None):
     """Solve the DMFT of ``problem`` by Monte Carlo over ``n_paths`` sample-side paths.
 
     Parameters
@@ -112,6 +124,12 @@ def solve(problem, n_paths=200_000, seed=None, progress="auto", response="stein"
         "auto" solves one-pass GD with its dedicated memory-less recursion
         (:mod:`dmft.onepass`, O(n_paths) memory); "general" forces the general-schedule DMFT
         (every schedule as selection patterns s(t), THEORY.md section 3).
+    client : dask.distributed.Client or None
+        Shard the Monte Carlo paths over the client's workers (``n_shards`` shards of whole
+        replica groups, default one per worker), resident there as actors; per step only the
+        coefficients and per-group sums travel.  Same seed, same result as in one process.
+    n_shards : int or None
+        Number of shards with a client (at most ``n_groups``).
 
     Returns
     -------
@@ -123,41 +141,23 @@ def solve(problem, n_paths=200_000, seed=None, progress="auto", response="stein"
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2 ** 63))
     seed = int(seed)
-    rng = np.random.default_rng(seed)
     if method not in ("auto", "general"):
         raise ProblemError("method", f"must be 'auto' or 'general', got {method!r}")
     if method == "auto" and problem.plan.one_pass:
         if response != "stein":
             raise ProblemError("response", "the one-pass recursion uses the Stein estimator; "
                                            "use method='general' for the pathwise one")
-        return solve_one_pass(problem, N, G, seed, rng, progress)
-    act = get_activation(problem.activation)
-    z, y = _draw_samples(problem, rng, N)
-    a = np.ascontiguousarray(problem.a)
-    bounds = np.linspace(0, N, G + 1).round().astype(np.int64)
+        return solve_one_pass(problem, N, G, seed, np.random.default_rng(seed), progress)
+    bounds = group_bounds(N, G)
     counts = np.diff(bounds).astype(np.float64)
-
     alpha = problem.alpha_tot                    # = alpha for multi-pass (THEORY.md section 3)
-    mask = problem.plan.mask(rng, N, T)
-    mask = np.zeros((0, 0), dtype=np.uint8) if mask is None else mask
     W = WeightSide(G, T, p, k, alpha, problem.eta, problem.ridge, problem.C0,
                    problem.M0, pathwise=(response == "pathwise"))
     W.REPORT_RTOL = stein_rtol
-    sqrt_alpha = math.sqrt(alpha)
-    # test-only switch that breaks the solver on purpose (drops the memory term), so that the
-    # validation suite can be shown to fail; never set in normal use
-    mem_scale = 0.0 if os.environ.get("DMFT_TEST_BREAK") == "memory" else 1.0
-    eps0 = rng.standard_normal((p, N))               # per-path vectors stored by coordinate
-    zT = np.ascontiguousarray(z.T)
-    # histories (time, neuron, path); eta drawn in float32, so stored exactly
-    eta = np.zeros((max(T, 1), p, N), dtype=np.float32)
-    kappa = np.zeros((max(T, 1), p, N))
-    g_prev = np.zeros((p, N))
-    D_hist = np.zeros((T + 1, N, p, p)) if response == "pathwise" else np.zeros((1, 1, p, p))
+    shards = _make_shards(problem, seed, N, G, response, client, n_shards)
     losses = np.full((G, T + 1, 2), np.nan)
     res_omega = np.full(T + 1, np.nan)
     res_innov = np.full(T + 1, np.nan)
-    lr = problem.eta
     status, message, completed = "ok", "", T
     t_weight = t_sample = 0.0
 
@@ -171,34 +171,16 @@ def solve(problem, n_paths=200_000, seed=None, progress="auto", response="stein"
             if not np.all(np.isfinite(diag)) or np.abs(diag).max() > DIVERGENCE:
                 status, message = "diverged", f"C_theta({t},{t}) diverged (eta too large?)"
                 break
-            if t >= 1:
-                rng.standard_normal(dtype=np.float32, out=eta[t - 1])
             P_t = np.ascontiguousarray(W.P[:, t])
             B_row = W.B_row(t)
             K_prev = W.K_row(t - 1, t - 1) if t >= 1 else np.zeros((G, 0, p, p))
             if t < 2:               # nothing to whiten yet (c_prev, K_inv_prev: kappa(t-2))
                 c_prev, K_inv_prev = np.zeros((G, 0, p, p)), np.zeros((G, p, p))
             M_t = np.ascontiguousarray(W.M[:, t])
-            gg = np.zeros((G, p, p))
-            gk = np.zeros((G, t, p, p))
-            gz = np.zeros((G, p, k))
-            om2 = np.zeros((G, p, p))
-            kk = np.zeros((G, p, p))
-            cw = np.zeros((G, max(t - 1, 0), p, p))
-            lo = np.zeros((G, 3))
+            R_theta = W.R_theta if response == "pathwise" else None
             t1 = time.perf_counter()
-            if response == "stein":
-                S_eps = np.zeros((G, p, p))
-                S_eta = np.zeros((G, t, p, p))
-                kernels.step_stein(t, act.code, a, zT, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev,
-                                   bounds, P_t, B_row, K_prev, c_prev, K_inv_prev, M_t, mask,
-                                   mem_scale, gg, gk, gz, om2, kk, cw, S_eps, S_eta, lo)
-            else:
-                Rg = np.zeros((G, t + 1, p, p))
-                kernels.step_pathwise(t, act.code, a, zT, y, sqrt_alpha, lr, eps0, eta, kappa,
-                                      g_prev, D_hist, bounds, P_t, B_row, K_prev, c_prev,
-                                      K_inv_prev, M_t, mask, mem_scale, W.R_theta, gg, gk, gz,
-                                      om2, kk, cw, Rg, lo)
+            gg, gk, gz, om2, kk, cw, S_eps, S_eta, lo = _step_all(
+                shards, t, P_t, B_row, K_prev, c_prev, K_inv_prev, M_t, R_theta)
             t2 = time.perf_counter()
             c3, c4 = counts[:, None, None], counts[:, None, None, None]
             gk /= c4
@@ -215,7 +197,7 @@ def solve(problem, n_paths=200_000, seed=None, progress="auto", response="stein"
                 if t:
                     W.S_etaf[:, t, :, :t * p] = _flat(S_eta / c4)
             else:
-                W.R_g[:, t, :t + 1] = Rg / c4
+                W.R_g[:, t, :t + 1] = S_eps / c4          # the pathwise R_g(t, .) sums
             with np.errstate(invalid="ignore", divide="ignore"):
                 losses[:, t, 0] = lo[:, 0] / lo[:, 2]      # mean over the batch used at step t
             losses[:, t, 1] = lo[:, 1] / counts

@@ -1,0 +1,158 @@
+"""Performance benchmark of dmft (issue: DMFT kernels at the memory-bandwidth floor).
+
+    .venv/bin/python benchmarks/bench.py            # everything, ~4 minutes on 2 cores
+    .venv/bin/python benchmarks/bench.py --quick    # skips the numpy baseline at 1e6 x 100
+
+Every measurement runs in its own subprocess (so that its peak RSS is its own), after a
+warm-up solve that loads the compiled kernels (compile time excluded).  Ratios are measured in
+one run.  Writes benchmarks/results.md with the machine and the commit.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+TARGET = "tanh(z1 + He3(z2))"
+
+
+def _problem(T):
+    import dmft
+    return dmft.Problem(TARGET, p=2, activation="relu", alpha=3.0, eta=0.2, steps=T)
+
+
+def one(kind, N, T):
+    """Runs in the subprocess: time and peak RSS of one solve."""
+    if kind == "dmft":
+        import dmft
+        dmft.solve(_problem(3), n_paths=2000, n_groups=8, seed=0, progress=False)   # warm-up
+        t0 = time.perf_counter()
+        res = dmft.solve(_problem(T), n_paths=N, seed=0, progress=False)
+        wall = time.perf_counter() - t0
+        extra = {"sample_side": res.timings["sample_side"], "M_T": res.M[-1].ravel().tolist()}
+    elif kind == "numpy":
+        sys.path.insert(0, HERE)
+        from numpy_reference import solve_numpy
+        solve_numpy(_problem(3), 2000, seed=0)                                          # warm-up
+        t0 = time.perf_counter()
+        M, _ = solve_numpy(_problem(T), N, seed=0)
+        wall = time.perf_counter() - t0
+        extra = {"M_T": M[-1].ravel().tolist()}
+    else:
+        raise ValueError(kind)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2          # GiB
+    print(json.dumps({"kind": kind, "N": N, "T": T, "time": wall, "rss_gib": rss, **extra}))
+
+
+def measure(kind, N, T):
+    out = subprocess.run([sys.executable, __file__, "--one", kind, str(N), str(T)],
+                         capture_output=True, text=True, cwd=ROOT, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def simulator_vs_streaming(d=2000, alpha=3.0, T=20):
+    """Time per GD step of the simulator against two streaming BLAS passes over X."""
+    import dmft
+    from dmft.simulate import run_seed
+    pr = _problem(T)
+    n = int(alpha * d)
+    run_seed(pr.replace(steps=1).to_dict(), 200, np.random.SeedSequence(0), n_test=1000)
+    t0 = time.perf_counter()
+    run_seed(pr.to_dict(), d, np.random.SeedSequence(1), n_test=1000)
+    sim = (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    run_seed(pr.replace(steps=1).to_dict(), d, np.random.SeedSequence(1), n_test=1000)
+    setup = time.perf_counter() - t0                       # data generation + 2 steps
+    per_step_sim = (sim - setup) / (T - 1)
+    rng = np.random.default_rng(0)
+    X, W = rng.standard_normal((n, d)), rng.standard_normal((2, d))
+    t0 = time.perf_counter()
+    for _ in range(10):
+        H = X @ W.T
+        _ = H.T @ X
+    stream = (time.perf_counter() - t0) / 10
+    return {"d": d, "n": n, "per_step_sim": per_step_sim, "two_passes": stream,
+            "ratio": per_step_sim / stream, "X_gib": X.nbytes / 2 ** 30, "dmft": dmft.__version__}
+
+
+def fit_exponent(xs, ys):
+    return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
+
+
+def machine():
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=ROOT).stdout.strip() or "unknown"
+    import numba
+    return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB; Python {platform.python_version()}, "
+            f"numpy {np.__version__}, numba {numba.__version__}; commit {commit}; "
+            f"{datetime.date.today().isoformat()}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--one", nargs=3, metavar=("KIND", "N", "T"))
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    if args.one:
+        return one(args.one[0], int(args.one[1]), int(args.one[2]))
+    lines, rows = [], []
+
+    def say(s=""):
+        print(s, flush=True)
+        lines.append(s)
+
+    say("# dmft performance benchmark")
+    say()
+    say(f"Machine: {machine()}.  Problem: {TARGET}, ReLU, p = k = 2, alpha = 3, eta = 0.2; "
+        "wall time after a warm-up (compile excluded), peak RSS of the whole process.")
+    say()
+    say("| case | dmft.solve | plain numpy | speed-up | dmft peak RSS | numpy peak RSS |")
+    say("|---|---|---|---|---|---|")
+    cases = [(200_000, 20), (1_000_000, 100)]
+    for N, T in cases:
+        d = measure("dmft", N, T)
+        if args.quick and N > 200_000:
+            say(f"| {N:.0e} paths, {T} steps | {d['time']:.2f} s | (skipped) | - | "
+                f"{d['rss_gib']:.2f} GiB | - |")
+            continue
+        n = measure("numpy", N, T)
+        say(f"| {N:.0e} paths, {T} steps | {d['time']:.2f} s | {n['time']:.2f} s | "
+            f"{n['time'] / d['time']:.1f}x | {d['rss_gib']:.2f} GiB | {n['rss_gib']:.2f} GiB |")
+        rows.append((N, T, d, n))
+    say()
+    Ts, tT = [25, 50, 100], []
+    for T in Ts:
+        tT.append(measure("dmft", 200_000, T)["time"])
+    Ns, tN = [100_000, 200_000, 400_000], []
+    for N in Ns:
+        tN.append(measure("dmft", N, 50)["time"])
+    say(f"Cost exponents: time ~ T^{fit_exponent(Ts, tT):.2f} at 2e5 paths (T = 25, 50, 100: "
+        + ", ".join(f"{x:.2f} s" for x in tT) + f"); time ~ N^{fit_exponent(Ns, tN):.2f} at "
+        "50 steps (N = 1e5, 2e5, 4e5: " + ", ".join(f"{x:.2f} s" for x in tN) + ").")
+    say()
+    s = simulator_vs_streaming()
+    say(f"Simulator: {1000 * s['per_step_sim']:.1f} ms per GD step at d = {s['d']}, "
+        f"n = {s['n']} (float64, one seed, one process) against {1000 * s['two_passes']:.1f} ms "
+        f"for two streaming BLAS passes over X (X W^T and G^T X): ratio {s['ratio']:.2f}.")
+    say()
+    with open(os.path.join(HERE, "results.md"), "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
