@@ -30,7 +30,8 @@ except ModuleNotFoundError:  # Python < 3.11
 from .errors import ProblemError
 from .problem import Problem
 
-SOLVER_KEYS = ("n_paths", "seed", "response", "n_groups", "stein_rtol", "progress")
+SOLVER_KEYS = ("n_paths", "seed", "response", "n_groups", "stein_rtol", "progress", "method",
+               "history")
 SIMULATION_KEYS = ("d", "n_seeds", "seed", "dtype", "n_jobs", "n_test", "progress")
 TABLES = ("problem", "solver", "simulation", "validation")
 

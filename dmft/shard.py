@@ -28,7 +28,7 @@ def group_bounds(N, G):
 class Shard:
     """Paths of groups [g0, g1) of a solve with N paths in G groups (see module docstring)."""
 
-    def __init__(self, problem_dict, seed, N, G, g0, g1, response):
+    def __init__(self, problem_dict, seed, N, G, g0, g1, response, history="float64"):
         pr = Problem.from_dict(problem_dict)
         self.p, self.k, self.T = pr.p, pr.k, pr.steps
         p, k, T = self.p, self.k, self.T
@@ -66,7 +66,7 @@ class Shard:
             np.ascontiguousarray(np.concatenate(masks, axis=1))
         # histories (time, neuron, path); eta drawn in float32, so stored exactly
         self.eta = np.zeros((max(T, 1), p, n), dtype=np.float32)
-        self.kappa = np.zeros((max(T, 1), p, n))
+        self.kappa = np.zeros((max(T, 1), p, n), dtype=np.dtype(history))
         self.g_prev = np.zeros((p, n))
         self.D_hist = np.zeros((T + 1, n, p, p)) if response == "pathwise" else \
             np.zeros((1, 1, p, p))

@@ -73,16 +73,16 @@ def _check_solver_args(problem, n_paths, seed, response, n_groups, stein_rtol):
         raise ProblemError("stein_rtol", f"must be in [0, 1), got {stein_rtol!r}")
 
 
-def _make_shards(problem, seed, N, G, response, client, n_shards):
+def _make_shards(problem, seed, N, G, response, client, n_shards, history):
     """One in-process shard, or shards of whole groups resident on Dask workers (actors)."""
     pdict = problem.to_dict()
     if client is None:
-        return [(0, G, Shard(pdict, seed, N, G, 0, G, response))]
+        return [(0, G, Shard(pdict, seed, N, G, 0, G, response, history))]
     n = n_shards or max(1, len(client.scheduler_info().get("workers", {})))
     n = min(int(n), G)
     edges = np.linspace(0, G, n + 1).round().astype(int)
     futures = [(g0, g1, client.submit(Shard, pdict, seed, N, G, int(g0), int(g1), response,
-                                      actor=True, pure=False))
+                                      history, actor=True, pure=False))
                for g0, g1 in zip(edges[:-1], edges[1:])]
     return [(g0, g1, f.result()) for g0, g1, f in futures]
 
@@ -100,7 +100,8 @@ def _step_all(shards, t, P_t, B_row, K_prev, c_prev, K_inv_prev, M_t, R_theta):
 
 
 def solve(problem, n_paths=200_000, seed=None, progress="auto", response="stein",
-          n_groups=32, stein_rtol=1e-3, method="auto", client=None, n_shards=None):
+          n_groups=32, stein_rtol=1e-3, method="auto", client=None, n_shards=None,
+          history="float64"):
     """Solve the DMFT of ``problem`` by Monte Carlo over ``n_paths`` sample-side paths.
 
     Parameters
@@ -130,6 +131,9 @@ def solve(problem, n_paths=200_000, seed=None, progress="auto", response="stein"
         coefficients and per-group sums travel.  Same seed, same result as in one process.
     n_shards : int or None
         Number of shards with a client (at most ``n_groups``).
+    history : {"float64", "float32"}
+        Storage of the whitened innovations kappa (the largest array: T p n_paths numbers);
+        float32 halves it (eta is always float32, drawn in float32).  Measured cost: see README.
 
     Returns
     -------
@@ -154,7 +158,9 @@ def solve(problem, n_paths=200_000, seed=None, progress="auto", response="stein"
     W = WeightSide(G, T, p, k, alpha, problem.eta, problem.ridge, problem.C0,
                    problem.M0, pathwise=(response == "pathwise"))
     W.REPORT_RTOL = stein_rtol
-    shards = _make_shards(problem, seed, N, G, response, client, n_shards)
+    if history not in ("float64", "float32"):
+        raise ProblemError("history", f"must be 'float64' or 'float32', got {history!r}")
+    shards = _make_shards(problem, seed, N, G, response, client, n_shards, history)
     losses = np.full((G, T + 1, 2), np.nan)
     res_omega = np.full(T + 1, np.nan)
     res_innov = np.full(T + 1, np.nan)
