@@ -159,12 +159,15 @@ class Activation:
         return _apply(self.code, order, np.ascontiguousarray(x).ravel()).reshape(x.shape)
 
     def f(self, x):
+        """sigma(x), elementwise on an array."""
         return self._eval(x, 0)
 
     def df(self, x):
+        """sigma'(x), elementwise on an array."""
         return self._eval(x, 1)
 
     def d2f(self, x):
+        """sigma''(x), elementwise (smooth activations only)."""
         if not self.smooth:
             raise ProblemError("activation", f"{self.name} has no ordinary second derivative")
         return self._eval(x, 2)

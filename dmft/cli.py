@@ -84,6 +84,7 @@ def _simulate(cfg, problem, args, base):
 
 
 def cmd_run(args):
+    """`dmft run CONFIG`: solve the DMFT, write data, figure and summary."""
     cfg, problem, base = _load(args)
     res = _solve(cfg, problem, args, base)
     res.plot(base + "_dmft.png")
@@ -93,6 +94,7 @@ def cmd_run(args):
 
 
 def cmd_simulate(args):
+    """`dmft simulate CONFIG`: finite-size GD over seeds, write data, figure and summary."""
     cfg, problem, base = _load(args)
     sim = _simulate(cfg, problem, args, base)
     sim.plot(base + "_sim.png")
@@ -102,6 +104,7 @@ def cmd_simulate(args):
 
 
 def cmd_compare(args):
+    """`dmft compare CONFIG [--schedules ...]`: DMFT and simulation, z-scores and overlay."""
     from .compare import compare
     from .io import atomic_write
     from .schedules import parse_schedule
@@ -135,6 +138,7 @@ def cmd_compare(args):
 
 
 def cmd_validate(args):
+    """`dmft validate [--quick]`: the validation suite; exit code 1 when a case fails."""
     from .validation import case_files, run_suite
     out = args.out or ("out/validation-quick" if args.quick else "validation/results")
     files = case_files(args.cases, args.cases_dir)
@@ -161,6 +165,7 @@ def cmd_validate(args):
 
 
 def build_parser():
+    """The argparse parser of the `dmft` command (sub-commands and their options)."""
     parser = _Parser(prog="dmft", description="DMFT of gradient descent in two-layer networks")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     helps = {"run": "solve the DMFT for a TOML config",
@@ -194,6 +199,13 @@ def build_parser():
     val.add_argument("--background", action="store_true", help="detach, log to OUT/validate.log")
     val.add_argument("--no-progress", action="store_true", dest="no_progress")
     val.set_defaults(func=cmd_validate)
+    from .sweep import add_plot_arguments, add_sweep_arguments, run_plot_args, run_sweep_args
+    sw = sub.add_parser("sweep", help="a grid of DMFT runs (and simulations) on Dask")
+    add_sweep_arguments(sw)
+    sw.set_defaults(func=run_sweep_args)
+    ps = sub.add_parser("plot-sweep", help="figures of a sweep file")
+    add_plot_arguments(ps)
+    ps.set_defaults(func=run_plot_args)
     from .learnability import add_arguments, run_args
     learn = sub.add_parser("learnability", help="which directions one-pass and batch-reusing "
                                                 "GD learn (THEORY.md section 4)")
@@ -203,6 +215,7 @@ def build_parser():
 
 
 def main(argv=None):
+    """Entry point: run a sub-command; input errors print one line and return 2."""
     import matplotlib
     if not os.environ.get("MPLBACKEND"):
         matplotlib.use("Agg")

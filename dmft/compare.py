@@ -30,6 +30,7 @@ class Comparison:
                          for n in names))
 
     def worst_per_step(self, names=OBSERVABLES):
+        """Largest |z| at each step over the given observables, shape (T+1,)."""
         return np.nanmax(np.concatenate([np.abs(self.z[n]) for n in names], axis=1), axis=1)
 
     def table(self):
@@ -44,6 +45,7 @@ class Comparison:
         return "\n".join(lines)
 
     def plot(self, path=None, fig=None):
+        """Overlay figure (DMFT bands, simulation error bars); saved to ``path`` if given."""
         from .plotting import plot_comparison
         return plot_comparison(self, path=path, fig=fig)
 

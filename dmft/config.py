@@ -58,6 +58,7 @@ def read_config(path):
 
 
 def problem_from_config(cfg):
+    """The :class:`~dmft.Problem` of a config's ``[problem]`` table."""
     return Problem.from_dict(dict(cfg["problem"]))
 
 

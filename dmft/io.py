@@ -34,6 +34,7 @@ _META = ("seed", "n_paths", "n_groups", "response", "version", "status", "messag
 
 
 def result_to_dataset(res):
+    """A :class:`~dmft.Result` as a labelled :class:`xarray.Dataset`."""
     import xarray as xr          # imported on first use: keeps `import dmft` light
     data = {}
     for name in OBSERVABLES + KERNELS:
@@ -75,10 +76,12 @@ def write_dataset(ds, path):
 
 
 def save_result(res, path):
+    """Write a Result to netCDF atomically."""
     return write_dataset(result_to_dataset(res), path)
 
 
 def dataset_to_result(ds):
+    """Rebuild a Result from :func:`result_to_dataset` output."""
     if ds.attrs.get("kind") != "dmft.Result":
         raise ProblemError("path", "not a dmft result file")
     try:
@@ -140,6 +143,7 @@ _SIM_META = ("d", "n", "n_seeds", "seed", "dtype", "n_test", "version", "status"
 
 
 def save_simresult(sim, path):
+    """Write a SimResult to netCDF atomically."""
     import xarray as xr
     dims = {k: _DIMS[k] for k in sim.FIELDS + ("overlap",)}
     data = {}

@@ -83,6 +83,7 @@ class _Kernels:
 
 
 def solve_one_pass(problem, N, G, seed, rng, progress, divergence=1e10):
+    """Memory-less one-pass recursion (module docstring); returns a :class:`~dmft.Result`."""
     t_start = time.perf_counter()
     T, p, k = problem.steps, problem.p, problem.k
     alpha, eta, decay = problem.alpha, problem.eta, 1.0 - problem.eta * problem.ridge

@@ -130,6 +130,7 @@ class Problem:
         return cls(**d)
 
     def to_json(self):
+        """The problem as a JSON string (see :meth:`to_dict`)."""
         return json.dumps(self.to_dict())
 
     def replace(self, **changes):

@@ -55,6 +55,7 @@ class Schedule:
         return alpha * self.n_batches(T)
 
     def steps_per_epoch(self):
+        """Steps per epoch of mini-batch SGD (1/B); 1 otherwise."""
         return int(round(1.0 / self.b)) if self.kind == "minibatch" else 1
 
     def mask(self, rng, N, T):

@@ -22,6 +22,7 @@ from .problem import Problem
 
 
 def group_bounds(N, G):
+    """Start indices of the G contiguous replica groups of N paths (length G+1)."""
     return np.linspace(0, N, G + 1).round().astype(np.int64)
 
 

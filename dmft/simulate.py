@@ -153,6 +153,7 @@ class SimResult:
         return self.status == "ok"
 
     def save(self, path):
+        """Write the simulation to netCDF atomically; read it back with :func:`dmft.load`."""
         from .io import save_simresult
         return save_simresult(self, path)
 
@@ -162,6 +163,7 @@ class SimResult:
         return plot_result(self, path=path, fig=fig)
 
     def summary(self):
+        """A short human-readable summary."""
         lines = [f"dmft {self.version} simulation  {self.problem!r}",
                  f"d={self.d} n={self.n} seeds={self.n_seeds} dtype={self.dtype} seed={self.seed}"
                  f" status={self.status}" + (f" ({self.message})" if self.message else ""),

@@ -161,6 +161,7 @@ def _fingerprint(path, quick):
 
 
 def case_files(cases=None, folder=None):
+    """Case files to run: all of ``folder`` (default validation/cases) or the named ones."""
     folder = folder or os.path.join(os.getcwd(), "validation", "cases")
     files = sorted(glob.glob(os.path.join(folder, "*.toml")))
     if cases:
@@ -215,6 +216,7 @@ def _git_commit():
 
 
 def write_report(results, out, quick, wall):
+    """Write summary.json and report.md for the finished cases."""
     commit = _git_commit()
     total = sum(r["runtime_s"]["total"] for r in results)
     summary = {"version": __version__, "commit": commit, "quick": quick,
