@@ -7,14 +7,6 @@ import dmft
 distributed = pytest.importorskip("distributed")
 
 
-@pytest.fixture(scope="module")
-def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as c:
-        yield c
-
-
 @pytest.mark.parametrize("kw", [
     dict(target="tanh(z1 + He3(z2))", activation="relu", alpha=3.0, eta=0.2, steps=5),
     dict(target="z1 + z1*z2", activation="tanh", alpha=2.0, eta=0.3, steps=4,

@@ -26,14 +26,6 @@ ARRAYS = ("M", "M_err", "Q", "Q_err", "overlap", "overlap_err", "train_loss", "t
 
 
 @pytest.fixture(scope="module")
-def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
 def grid(client, tmp_path_factory):
     out = tmp_path_factory.mktemp("grid") / "grid.nc"
     return run_sweep(PAPER, ["alpha=2,3", "eta=0.1:0.3:3"], out=out, client=client,
