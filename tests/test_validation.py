@@ -72,3 +72,12 @@ def test_suite_fails_when_the_solver_is_broken(tmp_path):
 def test_bad_case_names(tmp_path):
     r = validate(tmp_path, "--cases", "nope")
     assert r.returncode == 2 and r.stderr.startswith("dmft: error: cases:")
+
+
+def test_normal_equivalent_of_t_distributed_z():
+    from dmft.validation import normal_equivalent
+    z = np.array([3.5, 2.0])
+    big = normal_equivalent(z, np.full(2, 0.01), 10 ** 7, np.full(2, 0.01), 10 ** 7)
+    np.testing.assert_allclose(big, z, rtol=1e-5)              # many dof: a normal deviate
+    few = normal_equivalent(z, np.full(2, 0.0), 31, np.full(2, 0.01), 23)
+    assert np.all(few < z) and few[0] > 3.0                    # 23 dof: heavier tails
