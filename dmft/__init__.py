@@ -6,7 +6,7 @@ Public API: :class:`Problem`, :func:`solve` (DMFT) -> :class:`Result`, :func:`si
 """
 __version__ = "0.1.0"
 
-from .errors import NumericalError, ProblemError  # noqa: E402
+from .errors import ProblemError  # noqa: E402
 from .problem import Problem  # noqa: E402
 from .result import Result  # noqa: E402
 from .solver import solve  # noqa: E402
@@ -16,4 +16,4 @@ from .io import load  # noqa: E402
 from .learnability import learnability  # noqa: E402
 
 __all__ = ["Problem", "solve", "Result", "simulate", "SimResult", "compare", "Comparison", "load",
-           "learnability", "ProblemError", "NumericalError", "__version__"]
+           "learnability", "ProblemError", "__version__"]

@@ -7,11 +7,3 @@ class ProblemError(ValueError):
     def __init__(self, field, message):
         self.field = field
         super().__init__(f"{field}: {message}")
-
-
-class NumericalError(RuntimeError):
-    """A numerical failure (divergence, non-PSD kernel) detected at a given step."""
-
-    def __init__(self, step, message):
-        self.step = step
-        super().__init__(f"step {step}: {message}")

@@ -39,6 +39,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .activations import get_activation
+from .checks import integer
 from .errors import ProblemError
 from .onepass import solve_one_pass
 from .problem import Problem
@@ -53,17 +54,11 @@ DIVERGENCE = 1e10   # |C_theta(t, t)| or |M| beyond this counts as divergence
 def _check_solver_args(problem, n_paths, seed, response, n_groups, stein_rtol):
     if not isinstance(problem, Problem):
         raise ProblemError("problem", f"expected a dmft.Problem, got {type(problem).__name__}")
-    for name, value, lo in (("n_paths", n_paths, 2), ("n_groups", n_groups, 2)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer, float)) or \
-                (isinstance(value, float) and not value.is_integer()):
-            raise ProblemError(name, f"expected an integer, got {value!r}")
-        if int(value) < lo:
-            raise ProblemError(name, f"must be >= {lo}, got {value}")
-    if int(n_paths) < 2 * int(n_groups):
-        raise ProblemError("n_paths", f"must be at least 2 * n_groups = {2 * int(n_groups)}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-                             or seed < 0):
-        raise ProblemError("seed", f"expected a non-negative integer or None, got {seed!r}")
+    n_paths, n_groups = integer("n_paths", n_paths, 2), integer("n_groups", n_groups, 2)
+    if n_paths < 2 * n_groups:
+        raise ProblemError("n_paths", f"must be at least 2 * n_groups = {2 * n_groups}")
+    if seed is not None:
+        integer("seed", seed, 0)
     if response not in RESPONSES:
         raise ProblemError("response", f"unknown estimator {response!r}; choose one of {RESPONSES}")
     if response == "pathwise" and not get_activation(problem.activation).smooth:

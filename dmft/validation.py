@@ -29,8 +29,8 @@ and the test error at every step t >= 1:
   two-sided p-value of the largest |z_ext| (Sidak), so that "within 3 sigma" keeps its meaning
   whatever the number of entries; a case needs sigma_fw <= 3.
 
-Results are written atomically per case (JSON + PNG) and reused when the case file, the mode
-and the package version are unchanged, so an interrupted suite resumes where it stopped.
+Results are written atomically per case (JSON + PNG) and reused when the case file, the mode,
+the package version and its source code are unchanged, so an interrupted suite resumes where it stopped.
 """
 import glob
 import hashlib
@@ -177,8 +177,17 @@ def _case_figure(cmp, c0s, path):
 def _fingerprint(path, quick):
     with open(path, "rb") as fh:
         body = fh.read()
-    extra = f"|{quick}|{__version__}|{os.environ.get('DMFT_TEST_BREAK', '')}"
+    extra = f"|{quick}|{__version__}|{os.environ.get('DMFT_TEST_BREAK', '')}|{_code_hash()}"
     return hashlib.sha256(body + extra.encode()).hexdigest()[:16]
+
+
+def _code_hash():
+    """Hash of the package's sources: a resumed suite never reuses results of other code."""
+    h = hashlib.sha256()
+    for f in sorted(glob.glob(os.path.join(os.path.dirname(__file__), "*.py"))):
+        with open(f, "rb") as fh:
+            h.update(fh.read())
+    return h.hexdigest()[:16]
 
 
 def case_files(cases=None, folder=None):
