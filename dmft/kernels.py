@@ -12,29 +12,36 @@ One call advances every path by one step t (see :mod:`dmft.weight` for the repre
 The raw innovation r(t-1) is stored in ``kappa[t-1]``; the kernel accumulates E[r r^T] and
 c(w) = E[r kappa(w)^T], from which the caller computes the re-orthogonalisation and
 K(t-1, t-1) = E[r' r'^T]^{1/2} (from the residuals themselves, not by a subtraction that would
-lose small innovations to cancellation); the next call applies them to ``kappa[t-1]`` (the first
-stage above), so each step reads each path's history in one fused pass per stage.
+lose small innovations to cancellation); the next call applies them to ``kappa[t-1]``.
+
+One step makes two passes over each path's history, the least causality allows (the sums of
+step t decide the coefficients of step t+1): the *forward* pass (whitening of kappa(t-2), r(t-1),
+the memory term and the field's memory of eta share one loop over past times, four past times
+per sweep over the outputs) and the *accumulation* pass, which finds the chunk's history still in
+the L2 cache.  So each step reads the history from memory once.
 
 ``mem_scale`` multiplies the memory term: 1 always, except under the test-only switch
 ``DMFT_TEST_BREAK=memory`` that deliberately breaks the solver (the validation suite must then
 fail).  With a data-reuse schedule, g is multiplied by the path's selection s(t) (``mask``
 (T+1, N) uint8; an empty array for multi-pass) and the train loss is averaged over selected
-paths.  The histories are laid out (time, neuron, path), so that a chunk of paths is contiguous
-and the loops over it vectorise (SIMD): ``eta`` (T, p, N) float32 (our own random numbers,
-drawn in float32, so storing them loses nothing), ``kappa`` (T, p, N) float64;
-the per-path vectors are stored by coordinate too: ``eps0`` (p, N); ``g_prev`` (p, N) holds g(t-1)
-and is overwritten with g(t); ``z`` (k, N); ``y`` (N,); ``D_hist`` (T+1, N, p, p) holds
-D(s) = dg(s)/dh(s) for the pathwise estimator.
+paths.
 
-Paths are split in G contiguous groups (``bounds``, length G+1); group b is an independent
-replica with its own kernels (``P_t[b]``, ``B_row[b]``, ...) and its own sums, so the ``prange``
-over groups needs no atomics and results do not depend on the number of threads.  Within a
-group, paths are processed in chunks of ``CHUNK``: every stage is one pass over the chunk's
-history with the chunk as the innermost (vector) loop over 1-D contiguous slices (indexing a
-2-D array inside the loop defeats LLVM's vectoriser: 3x slower, measured), and the sums over
-paths are vector reductions (``fastmath`` reassociation only: NaN and infinities keep their meaning, so
-divergence is still detected).  Kernels return *sums* over each group's paths; the caller
-divides by the group sizes.
+Layout (decision recorded here).  Paths are split in G contiguous groups; group b is an
+independent replica with its own kernels (``P_t[b]``, ``B_row[b]``, ...) and its own sums, so
+the ``prange`` over groups needs no atomics and results do not depend on the number of threads.
+Each group is cut in chunks of ``CHUNK`` paths (``chunks[c] = (first path, width)``, chunks
+``group_chunks[b] .. group_chunks[b+1]-1`` belong to group b).  The histories are blocked by
+chunk, ``eta`` and ``kappa`` of shape (n_chunks, T, p, CHUNK): one chunk's whole history is one
+contiguous block, read as a single stream (the earlier (time, neuron, path) layout cut it into
+T p short strided pieces and ran at half the bandwidth, measured), and its rows are contiguous
+vectors of the chunk's paths, the innermost (SIMD) loop of every stage (1-D slices: indexing a
+2-D array inside the loop defeats LLVM's vectoriser, 3x slower, measured).  ``eta`` is float32
+(drawn in float64 and rounded), ``kappa`` float64 or float32 (``history``).  The per-path
+vectors are stored by coordinate over the global path index: ``eps0`` (p, N); ``g_prev`` (p, N)
+holds g(t-1) and is overwritten with g(t); ``z`` (k, N); ``y`` (N,); ``D_hist`` (T+1, N, p, p)
+holds D(s) = dg(s)/dh(s) for the pathwise estimator.  The sums over paths are vector reductions
+(``fastmath`` reassociation only: NaN and infinities keep their meaning, so divergence is still
+detected).  Kernels return *sums* over each group's paths; the caller divides by the group sizes.
 """
 import numpy as np
 from numba import njit, prange
@@ -46,63 +53,96 @@ _FM = {"reassoc", "contract"}
 
 
 @njit(cache=True, fastmath=_FM)
-def _chunk_forward(t, i0, W, b, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, P_t,
-                   B_row, K_prev, c_prev, K_inv_prev, M_t, mask, mem_scale, R, MEM, NZ, GV, HV,
-                   HT, ACT, SEL, ERR, sums):
-    """The stages of the module docstring for paths i0 .. i0+W-1 of group b.
+def _chunk_forward(t, i0, W, b, code, a, z, y, sqrt_alpha, lr, eps0, et, kap, g_prev, P_t,
+                   B_row, K_prev, c_prev, K_inv_prev, M_t, mask, mem_scale, R, R2, MEM, NZ, GV,
+                   HV, HT, ACT, SEL, ERR, sums):
+    """The stages of the module docstring for the W paths of one chunk (global paths
+    i0 .. i0+W-1 of group b; ``et`` and ``kap`` are the chunk's (T, p, CHUNK) histories).
 
-    Leaves r(t-1) in R and ``kappa[t-1]``, g in GV (and ``g_prev``), h in HV, the selection
-    and yhat - y per path in SEL and ERR; adds (s * train loss, test loss, s) to ``sums``."""
+    One pass over the history: whitening of kappa(t-2), r(t-1), the memory term and the
+    field's memory of eta share the loop over past times.  Leaves r(t-1) in R and
+    ``kap[t-1]``, g in GV (and ``g_prev``), h in HV, the selection and yhat - y per path in
+    SEL and ERR; adds (s * train loss, test loss, s) to ``sums``."""
     p = a.shape[0]
     k = z.shape[0]                               # z is (k, N)
-    if t >= 2:                                   # finish whitening kappa(t-2)
+    for j in range(p):
+        gp, rj, mj, nj = g_prev[j, i0:i0 + W], R[j, :W], MEM[j, :W], NZ[j, :W]
+        for ii in range(W):
+            rj[ii] = gp[ii]
+            mj[ii] = 0.0
+            nj[ii] = 0.0
+        if t >= 2:
+            r2, kr = R2[j, :W], kap[t - 2, j, :W]
+            for ii in range(W):
+                r2[ii] = kr[ii]
+    w = 0                                        # fused pass over kappa(w), eta(w), w < t-2,
+    while w + 4 <= t - 2:                        # four past times per sweep over the outputs
+        for l in range(p):
+            k0, k1, k2, k3 = kap[w, l, :W], kap[w + 1, l, :W], kap[w + 2, l, :W], \
+                kap[w + 3, l, :W]
+            e0, e1, e2, e3 = et[w, l, :W], et[w + 1, l, :W], et[w + 2, l, :W], \
+                et[w + 3, l, :W]
+            for j in range(p):
+                c0, c1, c2, c3 = c_prev[b, w, j, l], c_prev[b, w + 1, j, l], \
+                    c_prev[b, w + 2, j, l], c_prev[b, w + 3, j, l]
+                q0, q1, q2, q3 = K_prev[b, w, j, l], K_prev[b, w + 1, j, l], \
+                    K_prev[b, w + 2, j, l], K_prev[b, w + 3, j, l]
+                b0, b1, b2, b3 = B_row[b, w, j, l], B_row[b, w + 1, j, l], \
+                    B_row[b, w + 2, j, l], B_row[b, w + 3, j, l]
+                r2, rj, mj, nj = R2[j, :W], R[j, :W], MEM[j, :W], NZ[j, :W]
+                for ii in range(W):
+                    x0, x1, x2, x3 = k0[ii], k1[ii], k2[ii], k3[ii]
+                    r2[ii] -= c0 * x0 + c1 * x1 + c2 * x2 + c3 * x3
+                    rj[ii] -= q0 * x0 + q1 * x1 + q2 * x2 + q3 * x3
+                    mj[ii] += b0 * x0 + b1 * x1 + b2 * x2 + b3 * x3
+                    nj[ii] += b0 * e0[ii] + b1 * e1[ii] + b2 * e2[ii] + b3 * e3[ii]
+        w += 4
+    while w < t - 2:
+        for l in range(p):
+            kv, ev = kap[w, l, :W], et[w, l, :W]
+            for j in range(p):
+                c2, kc, bc = c_prev[b, w, j, l], K_prev[b, w, j, l], B_row[b, w, j, l]
+                r2, rj, mj, nj = R2[j, :W], R[j, :W], MEM[j, :W], NZ[j, :W]
+                for ii in range(W):
+                    x = kv[ii]
+                    r2[ii] -= c2 * x
+                    rj[ii] -= kc * x
+                    mj[ii] += bc * x
+                    nj[ii] += bc * ev[ii]
+        w += 1
+    if t >= 2:                                   # kappa(t-2) = K^+ (r(t-2) - sum c kappa)
         s = t - 2
         for j in range(p):
+            kj = kap[s, j, :W]
             for ii in range(W):
-                R[j, ii] = kappa[s, j, i0 + ii]
-        for w in range(s):
+                kj[ii] = 0.0
             for l in range(p):
-                kv = kappa[w, l, i0:i0 + W]
-                for j in range(p):
-                    c = c_prev[b, w, j, l]
-                    rj = R[j, :W]
-                    for ii in range(W):
-                        rj[ii] -= c * kv[ii]
-        for j in range(p):
-            for ii in range(W):
-                acc = 0.0
-                for l in range(p):
-                    acc += K_inv_prev[b, j, l] * R[l, ii]
-                kappa[s, j, i0 + ii] = acc
-    for j in range(p):
-        for ii in range(W):
-            R[j, ii] = g_prev[j, i0 + ii]
-            MEM[j, ii] = 0.0
-            NZ[j, ii] = 0.0
-    for w in range(t - 1):                       # r(t-1) and the memory term, one pass
+                ci = K_inv_prev[b, j, l]
+                r2 = R2[l, :W]
+                for ii in range(W):
+                    kj[ii] += ci * r2[ii]
         for l in range(p):
-            kv = kappa[w, l, i0:i0 + W]
+            kv, ev = kap[s, l, :W], et[s, l, :W]
             for j in range(p):
-                kc = K_prev[b, w, j, l]
-                bc = B_row[b, w, j, l]
-                rj = R[j, :W]
-                mj = MEM[j, :W]
+                kc, bc = K_prev[b, s, j, l], B_row[b, s, j, l]
+                rj, mj, nj = R[j, :W], MEM[j, :W], NZ[j, :W]
                 for ii in range(W):
                     x = kv[ii]
                     rj[ii] -= kc * x
                     mj[ii] += bc * x
-    for v in range(t):                           # the Gaussian field's memory of eta
+                    nj[ii] += bc * ev[ii]
+    if t >= 1:                                   # eta(t-1) (fresh), and r(t-1) stored raw
         for l in range(p):
-            ev = eta[v, l, i0:i0 + W]
+            ev = et[t - 1, l, :W]
             for j in range(p):
-                bc = B_row[b, v, j, l]
+                bc = B_row[b, t - 1, j, l]
                 nj = NZ[j, :W]
                 for ii in range(W):
                     nj[ii] += bc * ev[ii]
-    if t >= 1:
         for j in range(p):
+            kj, rj = kap[t - 1, j, :W], R[j, :W]
             for ii in range(W):
-                kappa[t - 1, j, i0 + ii] = R[j, ii]
+                kj[ii] = rj[ii]
     YH, YT = ACT[0, :W], ACT[1, :W]              # yhat and the test prediction
     for ii in range(W):
         YH[ii] = 0.0
@@ -136,17 +176,24 @@ def _chunk_forward(t, i0, W, b, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa,
         apply_sigma(code, 0, htv, tmp)
         for ii in range(W):
             YT[ii] += a[j] * tmp[ii]
+    if mask.shape[0] == 0:                       # multi-pass: every path selected
+        for ii in range(W):
+            SEL[ii] = 1.0
+    else:
+        ms = mask[t, i0:i0 + W]
+        for ii in range(W):
+            SEL[ii] = float(ms[ii])
+    yc = y[i0:i0 + W]
     s0 = 0.0
     s1 = 0.0
     s2 = 0.0
     for ii in range(W):
-        sel = 1.0 if mask.shape[0] == 0 else float(mask[t, i0 + ii])
-        err = YH[ii] - y[i0 + ii]
-        et = YT[ii] - y[i0 + ii]
-        SEL[ii] = sel
+        sel = SEL[ii]
+        err = YH[ii] - yc[ii]
+        e_test = YT[ii] - yc[ii]
         ERR[ii] = err
         s0 += sel * 0.5 * err * err
-        s1 += 0.5 * et * et
+        s1 += 0.5 * e_test * e_test
         s2 += sel
     sums[0] += s0
     sums[1] += s1
@@ -162,24 +209,26 @@ def _chunk_forward(t, i0, W, b, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa,
 
 
 @njit(cache=True, fastmath=_FM)
-def _chunk_accumulate(t, i0, W, b, GV, R, NZ, z, eps0, eta, kappa, gg, gk, gz, om2, kk, cw,
+def _chunk_accumulate(t, i0, W, b, GV, R, NZ, z, eps0, et, kap, gg, gk, gz, om2, kk, cw,
                       S_eps, S_eta, stein):
     """Per-group sums over the chunk: E[g g^T], E[g kappa(v)^T] (v < t; kappa(t-1) still raw),
     E[g z*^T], E[omega omega^T], E[r r^T], E[r kappa(w)^T] (w < t-1) and, for Stein,
     E[g eps0^T] and E[g eta(v)^T]; vector reductions over the chunk."""
     p = GV.shape[0]
     k = z.shape[0]                               # z is (k, N)
-    for j in range(p):
+    for j in range(p):                           # 1-D slices: 2-D indexing in the loop
+        gj, nj, rj = GV[j, :W], NZ[j, :W], R[j, :W]      # would defeat the vectoriser
         for l in range(p):
+            gl, nl, rl, el = GV[l, :W], NZ[l, :W], R[l, :W], eps0[l, i0:i0 + W]
             s1 = 0.0
             s2 = 0.0
             s3 = 0.0
             s4 = 0.0
             for ii in range(W):
-                s1 += GV[j, ii] * GV[l, ii]
-                s2 += NZ[j, ii] * NZ[l, ii]
-                s3 += R[j, ii] * R[l, ii]
-                s4 += GV[j, ii] * eps0[l, i0 + ii]
+                s1 += gj[ii] * gl[ii]
+                s2 += nj[ii] * nl[ii]
+                s3 += rj[ii] * rl[ii]
+                s4 += gj[ii] * el[ii]
             gg[b, j, l] += s1
             om2[b, j, l] += s2
             if t >= 1:
@@ -187,14 +236,15 @@ def _chunk_accumulate(t, i0, W, b, GV, R, NZ, z, eps0, eta, kappa, gg, gk, gz, o
             if stein:
                 S_eps[b, j, l] += s4
         for q in range(k):
+            zq = z[q, i0:i0 + W]
             s1 = 0.0
             for ii in range(W):
-                s1 += GV[j, ii] * z[q, i0 + ii]
+                s1 += gj[ii] * zq[ii]
             gz[b, j, q] += s1
     for v in range(t):
         for l in range(p):
-            kv = kappa[v, l, i0:i0 + W]
-            ev = eta[v, l, i0:i0 + W]
+            kv = kap[v, l, :W]
+            ev = et[v, l, :W]
             for j in range(p):
                 gj = GV[j, :W]
                 rj = R[j, :W]
@@ -213,51 +263,71 @@ def _chunk_accumulate(t, i0, W, b, GV, R, NZ, z, eps0, eta, kappa, gg, gk, gz, o
                     cw[b, v, j, l] += s3
 
 
+@njit(cache=True, parallel=True)
+def draw_eta(gens, t, eta, chunks, group_chunks):
+    """eta(t) of every path: group b draws from its own generator ``gens[b]`` (the NumPy
+    ziggurat, Numba's port gives the same numbers as NumPy), chunk by chunk, neuron by neuron;
+    drawn in float64 and rounded to the float32 history (a relative change of 6e-8)."""
+    G = group_chunks.shape[0] - 1
+    p = eta.shape[2]
+    for b in prange(G):
+        gen = gens[b]
+        for c in range(group_chunks[b], group_chunks[b + 1]):
+            W = chunks[c, 1]
+            for j in range(p):
+                for ii in range(W):
+                    eta[c, t, j, ii] = gen.standard_normal()
+
+
 @njit(cache=True, parallel=True, fastmath=_FM)
-def step_stein(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, bounds, P_t, B_row,
-               K_prev, c_prev, K_inv_prev, M_t, mask, mem_scale, gg, gk, gz, om2, kk, cw, S_eps,
-               S_eta, losses):
+def step_stein(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, chunks, group_chunks,
+               P_t, B_row, K_prev, c_prev, K_inv_prev, M_t, mask, mem_scale, gg, gk, gz, om2,
+               kk, cw, S_eps, S_eta, losses):
     """Advance all paths to time t and accumulate the per-group sums of
     :func:`_chunk_accumulate` and of (s * train loss, test loss, s)."""
-    G = bounds.shape[0] - 1
+    G = group_chunks.shape[0] - 1
     p = a.shape[0]
     for b in prange(G):
-        R, MEM, NZ = np.empty((p, CHUNK)), np.empty((p, CHUNK)), np.empty((p, CHUNK))
+        R, R2, MEM, NZ = np.empty((p, CHUNK)), np.empty((p, CHUNK)), np.empty((p, CHUNK)), \
+            np.empty((p, CHUNK))
         GV, HV, HT = np.empty((p, CHUNK)), np.empty((p, CHUNK)), np.empty((p, CHUNK))
         ACT = np.empty((3, CHUNK))
         SEL, ERR, sums = np.empty(CHUNK), np.empty(CHUNK), np.zeros(3)
-        for i0 in range(bounds[b], bounds[b + 1], CHUNK):
-            W = min(CHUNK, bounds[b + 1] - i0)
-            _chunk_forward(t, i0, W, b, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev,
-                           P_t, B_row, K_prev, c_prev, K_inv_prev, M_t, mask, mem_scale, R, MEM,
-                           NZ, GV, HV, HT, ACT, SEL, ERR, sums)
-            _chunk_accumulate(t, i0, W, b, GV, R, NZ, z, eps0, eta, kappa, gg, gk, gz, om2, kk,
+        for c in range(group_chunks[b], group_chunks[b + 1]):
+            i0, W = chunks[c, 0], chunks[c, 1]
+            et, kap = eta[c], kappa[c]
+            _chunk_forward(t, i0, W, b, code, a, z, y, sqrt_alpha, lr, eps0, et, kap, g_prev,
+                           P_t, B_row, K_prev, c_prev, K_inv_prev, M_t, mask, mem_scale, R, R2,
+                           MEM, NZ, GV, HV, HT, ACT, SEL, ERR, sums)
+            _chunk_accumulate(t, i0, W, b, GV, R, NZ, z, eps0, et, kap, gg, gk, gz, om2, kk,
                               cw, S_eps, S_eta, True)
         for q in range(3):
             losses[b, q] += sums[q]
 
 
 @njit(cache=True, parallel=True, fastmath=_FM)
-def step_pathwise(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, D_hist, bounds,
-                  P_t, B_row, K_prev, c_prev, K_inv_prev, M_t, mask, mem_scale, R_theta, gg, gk,
-                  gz, om2, kk, cw, Rg_row, losses):
+def step_pathwise(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, D_hist, chunks,
+                  group_chunks, P_t, B_row, K_prev, c_prev, K_inv_prev, M_t, mask, mem_scale,
+                  R_theta, gg, gk, gz, om2, kk, cw, Rg_row, losses):
     """As :func:`step_stein`, but R_g(t, u) = E[dg(t)/domega(u)] by reverse-mode
     differentiation of each path: A(t) = D(t), A(u) = sum_{v=u+1..t} A(v) R_theta(v, u) D(u),
     R_g(t, u) = E[A(u)], with D = dg/dh including sigma'' (smooth sigma only)."""
-    G = bounds.shape[0] - 1
+    G = group_chunks.shape[0] - 1
     p = a.shape[0]
     for b in prange(G):
-        R, MEM, NZ = np.empty((p, CHUNK)), np.empty((p, CHUNK)), np.empty((p, CHUNK))
+        R, R2, MEM, NZ = np.empty((p, CHUNK)), np.empty((p, CHUNK)), np.empty((p, CHUNK)), \
+            np.empty((p, CHUNK))
         GV, HV, HT = np.empty((p, CHUNK)), np.empty((p, CHUNK)), np.empty((p, CHUNK))
         ACT = np.empty((3, CHUNK))
         SEL, ERR, sums = np.empty(CHUNK), np.empty(CHUNK), np.zeros(3)
         A = np.empty((t + 1, p, p))
         tmp = np.empty((p, p))
-        for i0 in range(bounds[b], bounds[b + 1], CHUNK):
-            W = min(CHUNK, bounds[b + 1] - i0)
-            _chunk_forward(t, i0, W, b, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev,
-                           P_t, B_row, K_prev, c_prev, K_inv_prev, M_t, mask, mem_scale, R, MEM,
-                           NZ, GV, HV, HT, ACT, SEL, ERR, sums)
+        for c in range(group_chunks[b], group_chunks[b + 1]):
+            i0, W = chunks[c, 0], chunks[c, 1]
+            et, kap = eta[c], kappa[c]
+            _chunk_forward(t, i0, W, b, code, a, z, y, sqrt_alpha, lr, eps0, et, kap, g_prev,
+                           P_t, B_row, K_prev, c_prev, K_inv_prev, M_t, mask, mem_scale, R, R2,
+                           MEM, NZ, GV, HV, HT, ACT, SEL, ERR, sums)
             for ii in range(W):
                 i = i0 + ii
                 sel, err = SEL[ii], ERR[ii]
@@ -287,7 +357,7 @@ def step_pathwise(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, D_
                     for j in range(p):
                         for l in range(p):
                             Rg_row[b, u, j, l] += A[u, j, l]
-            _chunk_accumulate(t, i0, W, b, GV, R, NZ, z, eps0, eta, kappa, gg, gk, gz, om2, kk,
+            _chunk_accumulate(t, i0, W, b, GV, R, NZ, z, eps0, et, kap, gg, gk, gz, om2, kk,
                               cw, om2, gk, False)
         for q in range(3):
             losses[b, q] += sums[q]

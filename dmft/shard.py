@@ -26,6 +26,18 @@ def group_bounds(N, G):
     return np.linspace(0, N, G + 1).round().astype(np.int64)
 
 
+def chunk_layout(bounds, size=kernels.CHUNK):
+    """Split each group [bounds[b], bounds[b+1]) into chunks of at most ``size`` paths.
+
+    Returns ``chunks`` (n_chunks, 2): first path and width of each chunk, and
+    ``group_chunks`` (G+1,): chunks group_chunks[b] .. group_chunks[b+1]-1 belong to group b."""
+    chunks, group_chunks = [], [0]
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        chunks += [(i0, min(size, hi - i0)) for i0 in range(lo, hi, size)]
+        group_chunks.append(len(chunks))
+    return np.array(chunks, dtype=np.int64).reshape(-1, 2), np.array(group_chunks, np.int64)
+
+
 class Shard:
     """Paths of groups [g0, g1) of a solve with N paths in G groups (see module docstring)."""
 
@@ -47,7 +59,7 @@ class Shard:
         self.mem_scale = 0.0 if os.environ.get("DMFT_TEST_BREAK") == "memory" else 1.0
         self.response = response
         seqs = np.random.SeedSequence(seed).spawn(G)[g0:g1]
-        self.rngs = [np.random.default_rng(s) for s in seqs]
+        self.rngs = tuple(np.random.default_rng(s) for s in seqs)
         self.zT = np.empty((k, n))
         self.y = np.empty(n)
         self.eps0 = np.empty((p, n))           # per-path vectors stored by coordinate
@@ -65,9 +77,12 @@ class Shard:
                                          f"Gaussian inputs (e.g. log or sqrt of a negative number)")
         self.mask = np.zeros((0, 0), dtype=np.uint8) if masks[0] is None else \
             np.ascontiguousarray(np.concatenate(masks, axis=1))
-        # histories (time, neuron, path); eta drawn in float32, so stored exactly
-        self.eta = np.zeros((max(T, 1), p, n), dtype=np.float32)
-        self.kappa = np.zeros((max(T, 1), p, n), dtype=np.dtype(history))
+        # histories blocked by chunk, (chunk, time, neuron, lane): one chunk's history is
+        # one contiguous block, read as a single stream (see dmft.kernels)
+        self.chunks, self.group_chunks = chunk_layout(self.bounds)
+        shape = (len(self.chunks), max(T, 1), p, kernels.CHUNK)
+        self.eta = np.zeros(shape, dtype=np.float32)
+        self.kappa = np.zeros(shape, dtype=np.dtype(history))
         self.g_prev = np.zeros((p, n))
         self.D_hist = np.zeros((T + 1, n, p, p)) if response == "pathwise" else \
             np.zeros((1, 1, p, p))
@@ -78,9 +93,7 @@ class Shard:
         losses) for Stein, with R_g(t, .) sums in place of (S_eps, S_eta) for pathwise."""
         G, p, k = self.G, self.p, self.k
         if t >= 1:
-            for b, rng in enumerate(self.rngs):
-                lo, hi = self.bounds[b], self.bounds[b + 1]
-                self.eta[t - 1, :, lo:hi] = rng.standard_normal((p, hi - lo), dtype=np.float32)
+            kernels.draw_eta(self.rngs, t - 1, self.eta, self.chunks, self.group_chunks)
         gg, gz = np.zeros((G, p, p)), np.zeros((G, p, k))
         gk, om2 = np.zeros((G, t, p, p)), np.zeros((G, p, p))
         kk, cw = np.zeros((G, p, p)), np.zeros((G, max(t - 1, 0), p, p))
@@ -90,10 +103,10 @@ class Shard:
         coef = (P_t, B_row, K_prev, c_prev, K_inv_prev, M_t, self.mask, self.mem_scale)
         if self.response == "stein":
             S_eps, S_eta = np.zeros((G, p, p)), np.zeros((G, t, p, p))
-            kernels.step_stein(*args, self.bounds, *coef, gg, gk, gz, om2, kk, cw, S_eps,
+            kernels.step_stein(*args, self.chunks, self.group_chunks, *coef, gg, gk, gz, om2, kk, cw, S_eps,
                                S_eta, lo)
             return gg, gk, gz, om2, kk, cw, S_eps, S_eta, lo
         Rg = np.zeros((G, t + 1, p, p))
-        kernels.step_pathwise(*args, self.D_hist, self.bounds, *coef, R_theta, gg, gk, gz, om2,
+        kernels.step_pathwise(*args, self.D_hist, self.chunks, self.group_chunks, *coef, R_theta, gg, gk, gz, om2,
                               kk, cw, Rg, lo)
         return gg, gk, gz, om2, kk, cw, Rg, None, lo
