@@ -29,31 +29,38 @@ def _problem(T):
     return dmft.Problem(TARGET, p=2, activation="relu", alpha=3.0, eta=0.2, steps=T)
 
 
-def one(kind, N, T):
-    """Runs in the subprocess: time and peak RSS of one solve."""
+def one(kind, N, T, repeats=1, history="float64"):
+    """Runs in the subprocess: best wall time of ``repeats`` solves (after a warm-up that
+    loads the compiled kernels) and the peak RSS of the whole process."""
+    walls = []
     if kind == "dmft":
         import dmft
         dmft.solve(_problem(3), n_paths=2000, n_groups=8, seed=0, progress=False)   # warm-up
-        t0 = time.perf_counter()
-        res = dmft.solve(_problem(T), n_paths=N, seed=0, progress=False)
-        wall = time.perf_counter() - t0
-        extra = {"sample_side": res.timings["sample_side"], "M_T": res.M[-1].ravel().tolist()}
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            res = dmft.solve(_problem(T), n_paths=N, seed=0, progress=False, history=history)
+            walls.append(time.perf_counter() - t0)
+        extra = {"sample_side": res.timings["sample_side"],
+                 "weight_side": res.timings["weight_side"], "M_T": res.M[-1].ravel().tolist()}
     elif kind == "numpy":
         sys.path.insert(0, HERE)
         from numpy_reference import solve_numpy
         solve_numpy(_problem(3), 2000, seed=0)                                          # warm-up
-        t0 = time.perf_counter()
-        M, _ = solve_numpy(_problem(T), N, seed=0)
-        wall = time.perf_counter() - t0
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            M, _ = solve_numpy(_problem(T), N, seed=0)
+            walls.append(time.perf_counter() - t0)
         extra = {"M_T": M[-1].ravel().tolist()}
     else:
         raise ValueError(kind)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2          # GiB
-    print(json.dumps({"kind": kind, "N": N, "T": T, "time": wall, "rss_gib": rss, **extra}))
+    print(json.dumps({"kind": kind, "N": N, "T": T, "time": min(walls), "times": walls,
+                      "rss_gib": rss, **extra}))
 
 
-def measure(kind, N, T):
-    out = subprocess.run([sys.executable, __file__, "--one", kind, str(N), str(T)],
+def measure(kind, N, T, repeats=1, history="float64"):
+    out = subprocess.run([sys.executable, __file__, "--one", kind, str(N), str(T),
+                          str(repeats), history],
                          capture_output=True, text=True, cwd=ROOT, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -83,6 +90,31 @@ def simulator_vs_streaming(d=2000, alpha=3.0, T=20):
             "ratio": per_step_sim / stream, "X_gib": X.nbytes / 2 ** 30, "dmft": dmft.__version__}
 
 
+def history_bytes(N, T, p=2, kappa_bytes=8, eta_bytes=4):
+    """Memory a step must read: each path's history once (kappa and eta, p numbers per time)."""
+    return sum(t for t in range(T + 1)) * N * p * (kappa_bytes + eta_bytes)
+
+
+def read_bandwidth(gib=1.0):
+    """Best read bandwidth (bytes/s) of a parallel Numba sum over a large array, all cores."""
+    from numba import njit, prange
+
+    @njit(parallel=True)
+    def total(x):
+        s = 0.0
+        for i in prange(x.shape[0]):
+            s += x[i]
+        return s
+    x = np.ones(int(gib * 2 ** 30) // 8)
+    total(x)
+    best = np.inf
+    for _ in range(5):
+        t0 = time.perf_counter()
+        total(x)
+        best = min(best, time.perf_counter() - t0)
+    return x.nbytes / best
+
+
 def fit_exponent(xs, ys):
     return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
 
@@ -105,11 +137,12 @@ def machine():
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--one", nargs=3, metavar=("KIND", "N", "T"))
+    ap.add_argument("--one", nargs=5, metavar=("KIND", "N", "T", "REPEATS", "HISTORY"))
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     if args.one:
-        return one(args.one[0], int(args.one[1]), int(args.one[2]))
+        return one(args.one[0], int(args.one[1]), int(args.one[2]), int(args.one[3]),
+                   args.one[4])
     lines, rows = [], []
 
     def say(s=""):
@@ -123,24 +156,41 @@ def main():
     say()
     say("| case | dmft.solve | plain numpy | speed-up | dmft peak RSS | numpy peak RSS |")
     say("|---|---|---|---|---|---|")
-    cases = [(200_000, 20), (1_000_000, 100)]
-    for N, T in cases:
-        d = measure("dmft", N, T)
+    cases = [(200_000, 20, 5), (1_000_000, 100, 1)]
+    for N, T, rep in cases:
+        d = measure("dmft", N, T, rep)
         if args.quick and N > 200_000:
             say(f"| {N:.0e} paths, {T} steps | {d['time']:.2f} s | (skipped) | - | "
                 f"{d['rss_gib']:.2f} GiB | - |")
+            rows.append((N, T, d, None))
             continue
-        n = measure("numpy", N, T)
+        n = measure("numpy", N, T, rep)
         say(f"| {N:.0e} paths, {T} steps | {d['time']:.2f} s | {n['time']:.2f} s | "
             f"{n['time'] / d['time']:.1f}x | {d['rss_gib']:.2f} GiB | {n['rss_gib']:.2f} GiB |")
         rows.append((N, T, d, n))
+    f32 = measure("dmft", 1_000_000, 100, 1, "float32")
+    say(f"| 1e+06 paths, 100 steps, `history=\"float32\"` | {f32['time']:.2f} s | - | - | "
+        f"{f32['rss_gib']:.2f} GiB | - |")
+    say()
+    say("Times are the best of 5 runs at 2e5 paths (one run at 1e6), each side in its own "
+        "process.  Breakdown of dmft.solve (sample side = Numba kernels and random draws; weight "
+        "side = exact linear algebra in numpy):")
+    say()
+    bw = read_bandwidth()
+    for N, T, d, _ in rows:
+        traffic = history_bytes(N, T)
+        say(f"- {N:.0e} x {T}: sample side {d['sample_side']:.2f} s, weight side "
+            f"{d['weight_side']:.2f} s; reading the histories once per step is "
+            f"{traffic / 2 ** 30:.1f} GiB, {traffic / bw:.2f} s at the machine's read bandwidth "
+            f"({bw / 1e9:.0f} GB/s, both cores): the sample side takes "
+            f"{d['sample_side'] * bw / traffic:.1f} times that floor.")
     say()
     Ts, tT = [25, 50, 100], []
     for T in Ts:
-        tT.append(measure("dmft", 200_000, T)["time"])
+        tT.append(measure("dmft", 200_000, T, 3)["time"])
     Ns, tN = [100_000, 200_000, 400_000], []
     for N in Ns:
-        tN.append(measure("dmft", N, 50)["time"])
+        tN.append(measure("dmft", N, 50, 3)["time"])
     say(f"Cost exponents: time ~ T^{fit_exponent(Ts, tT):.2f} at 2e5 paths (T = 25, 50, 100: "
         + ", ".join(f"{x:.2f} s" for x in tT) + f"); time ~ N^{fit_exponent(Ns, tN):.2f} at "
         "50 steps (N = 1e5, 2e5, 4e5: " + ", ".join(f"{x:.2f} s" for x in tN) + ").")

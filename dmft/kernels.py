@@ -264,19 +264,22 @@ def _chunk_accumulate(t, i0, W, b, GV, R, NZ, z, eps0, et, kap, gg, gk, gz, om2,
 
 
 @njit(cache=True, parallel=True)
-def draw_eta(gens, t, eta, chunks, group_chunks):
-    """eta(t) of every path: group b draws from its own generator ``gens[b]`` (the NumPy
-    ziggurat, Numba's port gives the same numbers as NumPy), chunk by chunk, neuron by neuron;
-    drawn in float64 and rounded to the float32 history (a relative change of 6e-8)."""
+def draw_eta(gens, eta, chunks, group_chunks):
+    """The innovations eta(t) of every path and step, drawn once before the sweep: group b
+    draws from its own generator ``gens[b]`` (Numba's port of NumPy's ziggurat gives NumPy's
+    numbers), step by step, then chunk by chunk and neuron by neuron (so the first steps'
+    numbers do not depend on the horizon); drawn in float64 and rounded to the float32 history
+    (a relative change below 6e-8)."""
     G = group_chunks.shape[0] - 1
-    p = eta.shape[2]
+    T, p = eta.shape[1], eta.shape[2]
     for b in prange(G):
         gen = gens[b]
-        for c in range(group_chunks[b], group_chunks[b + 1]):
-            W = chunks[c, 1]
-            for j in range(p):
-                for ii in range(W):
-                    eta[c, t, j, ii] = gen.standard_normal()
+        for t in range(T):
+            for c in range(group_chunks[b], group_chunks[b + 1]):
+                W = chunks[c, 1]
+                for j in range(p):
+                    for ii in range(W):
+                        eta[c, t, j, ii] = gen.standard_normal()
 
 
 @njit(cache=True, parallel=True, fastmath=_FM)

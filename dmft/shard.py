@@ -6,7 +6,8 @@ weight-side coefficients of those groups; it returns the per-group sums the weig
 ``dmft.solve`` uses one shard in-process, or several shards kept resident on Dask workers as
 actors (``solve(..., client=...)``): per step only the small coefficient arrays and per-group
 sums travel.  Every group draws from its own random stream (``SeedSequence(seed).spawn(G)``),
-in a fixed order (z*, label noise, eps0, selection patterns, then eta(t) step by step), so the
+in a fixed order (z*, label noise, eps0, selection patterns, then eta(t) step by step,
+drawn at once in parallel by :func:`dmft.kernels.draw_eta`), so the
 numbers do not depend on how groups are spread over shards or threads: a sharded solve equals
 the single-process one.
 """
@@ -83,6 +84,8 @@ class Shard:
         shape = (len(self.chunks), max(T, 1), p, kernels.CHUNK)
         self.eta = np.zeros(shape, dtype=np.float32)
         self.kappa = np.zeros(shape, dtype=np.dtype(history))
+        if T >= 1:                             # eta(0 .. T-1), in parallel, after z*, y, eps0
+            kernels.draw_eta(self.rngs, self.eta, self.chunks, self.group_chunks)
         self.g_prev = np.zeros((p, n))
         self.D_hist = np.zeros((T + 1, n, p, p)) if response == "pathwise" else \
             np.zeros((1, 1, p, p))
@@ -92,8 +95,6 @@ class Shard:
         shard's groups).  Returns the per-group sums (gg, gk, gz, om2, kk, cw, S_eps, S_eta,
         losses) for Stein, with R_g(t, .) sums in place of (S_eps, S_eta) for pathwise."""
         G, p, k = self.G, self.p, self.k
-        if t >= 1:
-            kernels.draw_eta(self.rngs, t - 1, self.eta, self.chunks, self.group_chunks)
         gg, gz = np.zeros((G, p, p)), np.zeros((G, p, k))
         gk, om2 = np.zeros((G, t, p, p)), np.zeros((G, p, p))
         kk, cw = np.zeros((G, p, p)), np.zeros((G, max(t - 1, 0), p, p))
