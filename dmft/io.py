@@ -51,28 +51,77 @@ def result_to_dataset(res):
     return xr.Dataset(data, coords={"t": res.t}, attrs=attrs)
 
 
-def atomic_write(path, write):
+def _reason(exc):
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def ensure_dir(folder, field="out"):
+    """Create ``folder`` if needed and check that files can be created in it, before any work
+    is done; ProblemError on ``field`` otherwise (e.g. ``out: cannot create directory x:
+    Permission denied``)."""
+    folder = os.fspath(folder) or "."
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise ProblemError(field, f"{folder} exists and is not a directory")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise ProblemError(field, f"cannot create directory {folder}: {_reason(exc)}") from None
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".tmp-probe-")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        raise ProblemError(field, f"cannot write in directory {folder}: {_reason(exc)}") from None
+    return folder
+
+
+def atomic_write(path, write, field="path"):
     """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it into place:
-    readers never see a half-written file, and a failure leaves no debris."""
+    readers never see a half-written file, and a failure leaves no debris.  Every file the
+    package writes goes through here.  An output that cannot be written (missing permission,
+    full disk, a file where a folder should be) raises ProblemError on ``field``."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise ProblemError(field, f"cannot create directory {folder}: {_reason(exc)}") from None
     ext = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=ext)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=ext)
+    except OSError as exc:
+        raise ProblemError(field, f"cannot write {path}: {_reason(exc)}") from None
     os.close(fd)
     try:
         write(tmp)
         _publish(tmp, path)
+    except OSError as exc:
+        _discard(tmp)
+        raise ProblemError(field, f"cannot write {path}: {_reason(exc)}") from None
     except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        _discard(tmp)
         raise
     return path
 
 
-def write_dataset(ds, path):
+def _discard(tmp):
+    try:
+        os.remove(tmp)
+    except OSError:
+        pass
+
+
+def write_text(path, text, field="path"):
+    """Write a text file atomically (UTF-8)."""
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    return atomic_write(path, write, field)
+
+
+def write_dataset(ds, path, field="path"):
     """Write ``ds`` to ``path`` as netCDF, atomically."""
-    return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4"))
+    return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4"), field)
 
 
 def save_result(res, path):

@@ -23,6 +23,7 @@ from numba import njit, prange
 from tqdm.auto import tqdm
 
 from .activations import dsigma, get_activation, sigma
+from .errors import check_projection
 from .result import Result
 
 
@@ -58,8 +59,11 @@ def _step(code, a, z, y, zeta, bounds, C_half, M_t, gg, gz, S, losses):
                     gz[b, j, q] += g[j] * z[i, q]
 
 
-def _sqrtm(C):
+def _sqrtm(C, t=0):
     lam, V = np.linalg.eigh(0.5 * (C + np.swapaxes(C, -1, -2)))
+    top = np.abs(lam).max(axis=-1)
+    b = int(np.argmax(-lam[:, 0] / np.maximum(top, 1e-300)))
+    check_projection(lam[b, 0], top[b], f"C_theta(t, t) (replica {b})", t)
     lam = np.clip(lam, 0.0, None)
     half = (V * np.sqrt(lam)[..., None, :]) @ np.swapaxes(V, -1, -2)
     keep = lam > 1e-12 * np.maximum(lam.max(axis=-1, keepdims=True), 1e-300)
@@ -106,7 +110,7 @@ def solve_one_pass(problem, N, G, seed, rng, progress, divergence=1e10):
         if not np.all(np.isfinite(C)) or np.abs(C).max() > divergence:
             status, message, completed = "diverged", f"step {t}: C_theta diverged", t - 1
             break
-        C_half, C_ihalf = _sqrtm(C)
+        C_half, C_ihalf = _sqrtm(C, t)
         z = rng.standard_normal((N, k))
         y = problem.target(z) + math.sqrt(problem.noise) * rng.standard_normal(N)
         zeta = rng.standard_normal((N, p))

@@ -19,11 +19,15 @@ attribute           shape                meaning
 
 ``replicas`` holds the per-replica M, Q, train_loss and test_error (leading axis G) from which
 means and errors are formed.  Steps after a numerical failure are NaN (``steps_completed``
-tells how far the solution is valid, ``status`` and ``message`` why it stopped).
+tells how far the solution is valid, ``status`` and ``message`` why it stopped) and a
+:class:`~dmft.DivergenceWarning` is issued when the result is built.
 """
+import warnings
+
 import numpy as np
 
 from . import __version__
+from .errors import DivergenceWarning
 
 OBSERVABLES = ("M", "Q", "overlap", "train_loss", "test_error")
 KERNELS = ("C_theta", "R_theta", "C_g", "R_g", "Psi")
@@ -68,6 +72,10 @@ class Result:
             if x.ndim == 5:
                 x[:, :, bad] = np.nan
             f[name], f[name + "_err"] = _mean_err(x)
+        if status != "ok":
+            warnings.warn(DivergenceWarning(
+                f"DMFT {status} ({message}); steps 0..{completed} kept, later steps are NaN"),
+                stacklevel=3)
         return cls(**f)
 
     # ------------------------------------------------------------------ conveniences

@@ -47,6 +47,8 @@ truncated diagonal blocks).
 """
 import numpy as np
 
+from .errors import PSD_RTOL, check_projection
+
 
 def _sym(V, diag):
     """V diag V^T for stacks of eigenvectors V (..., p, p) and eigenvalues (..., p)."""
@@ -112,6 +114,15 @@ class WeightSide:
         keep = lam > 1e-12 * max(lam.max(), 1e-300)
         self.C0_half_pinv = _sym(V, np.where(keep, 1.0 / np.sqrt(np.where(keep, lam, 1.0)), 0.0))
         self.g_scale = np.zeros(G)                   # sqrt(largest eigenvalue of C_g(s, s))
+
+    def _check_psd(self, lam, t, what):
+        """Negative eigenvalues ``lam`` (G, p) of a Monte Carlo covariance are clipped to zero;
+        warn (KernelProjectionWarning) when the worst replica's correction exceeds PSD_RTOL of
+        the largest eigenvalue of C_g(s, s) so far (round-off stays below)."""
+        rel = -lam[:, 0] / np.maximum(self.g_scale, 1e-300) ** 2
+        b = int(np.argmax(rel))
+        if rel[b] > PSD_RTOL:
+            check_projection(lam[b, 0], self.g_scale[b] ** 2, f"{what} (replica {b})", t)
 
     # ------------------------------------------------------------------ views for the kernels
     def B_row(self, t):
@@ -184,6 +195,7 @@ class WeightSide:
         lam, V = np.linalg.eigh(0.5 * (resid + np.swapaxes(resid, -1, -2)))
         top = np.linalg.eigvalsh(0.5 * (gg + np.swapaxes(gg, -1, -2)))[:, -1]
         self.g_scale = np.maximum(self.g_scale, np.sqrt(np.clip(top, 0.0, None)))
+        self._check_psd(lam, t, "innovation covariance of g (C_g minus its past)")
         std = np.sqrt(np.clip(lam, 0.0, None))
         keep = std > (self.CUT * self.g_scale)[:, None]
         std = np.where(keep, std, 0.0)
@@ -214,6 +226,7 @@ class WeightSide:
         cf = _flat(c) if s else np.zeros((self.G, p, 0))
         resid = rr - cf @ np.swapaxes(cf, -1, -2)
         lam, V = np.linalg.eigh(0.5 * (resid + np.swapaxes(resid, -1, -2)))
+        self._check_psd(lam, s, "re-orthogonalised innovation covariance of g")
         std = np.sqrt(np.clip(lam, 0.0, None))
         keep = std > (self.CUT * self.g_scale)[:, None]
         std = np.where(keep, std, 0.0)
