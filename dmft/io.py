@@ -33,6 +33,15 @@ _META = ("seed", "n_paths", "n_groups", "response", "version", "status", "messag
          "steps_completed")
 
 
+def _attr(value):
+    """netCDF attributes hold 64-bit integers at most: a larger one (a seed may be any
+    non-negative integer) is stored as its decimal string (``int()`` reads both back)."""
+    if isinstance(value, int) and not isinstance(value, bool) and \
+            not -2 ** 63 <= value < 2 ** 63:
+        return str(value)
+    return value
+
+
 def result_to_dataset(res):
     """A :class:`~dmft.Result` as a labelled :class:`xarray.Dataset`."""
     import xarray as xr          # imported on first use: keeps `import dmft` light
@@ -47,7 +56,7 @@ def result_to_dataset(res):
     attrs = {"problem": res.problem.to_json(), "timings": json.dumps(res.timings),
              "kind": "dmft.Result"}
     for key in _META:
-        attrs[key] = getattr(res, key)
+        attrs[key] = _attr(getattr(res, key))
     return xr.Dataset(data, coords={"t": res.t}, attrs=attrs)
 
 
@@ -203,7 +212,7 @@ def save_simresult(sim, path):
         data["seed_" + name] = (("seed",) + dims[name], x)
     attrs = {"problem": sim.problem.to_json(), "timings": json.dumps(sim.timings),
              "kind": "dmft.SimResult"}
-    attrs.update({key: getattr(sim, key) for key in _SIM_META})
+    attrs.update({key: _attr(getattr(sim, key)) for key in _SIM_META})
     return write_dataset(xr.Dataset(data, coords={"t": sim.t}, attrs=attrs), path)
 
 

@@ -63,8 +63,9 @@ def _value(name, x):
         v = float(x) if ok else None
     except ValueError:
         v = None
-    if v is None or not np.isfinite(v) or (name in _INTEGERS and not v.is_integer()):
-        kind = "an integer" if name in _INTEGERS else "a finite number"
+    if v is None or not np.isfinite(v) or (name in _INTEGERS and not (
+            v.is_integer() and abs(v) < 2 ** 63)):
+        kind = "an integer below 2^63" if name in _INTEGERS else "a finite number"
         raise ProblemError("param", f"{name}: expected {kind}, got {x!r}")
     return int(v) if name in _INTEGERS else v
 
@@ -484,8 +485,11 @@ def add_plot_arguments(parser):
 
 def run_plot_args(args):
     """Run ``dmft plot-sweep``: writes the figure, returns 0; ProblemError on bad input."""
+    from .io import ensure_dir
     from .sweep_plot import plot_sweep
     out = args.out or os.path.splitext(args.file)[0] + ".png"
-    plot_sweep(load_sweep(args.file), out)
+    ds = load_sweep(args.file)
+    ensure_dir(os.path.dirname(out) or ".", "out")
+    plot_sweep(ds, out)
     print(f"wrote {out}")
     return 0
