@@ -142,8 +142,10 @@ def _outcome(runs):
     code = EXIT_OK
     for what, run, path in runs:
         if not run.ok:
+            kept = f"steps 0..{run.steps_completed}" if run.steps_completed >= 0 else \
+                "no step completed"
             print(f"dmft: warning: {what} diverged ({run.message}); partial result "
-                  f"(steps 0..{run.steps_completed}) written to {path}", file=sys.stderr)
+                  f"({kept}) written to {path}", file=sys.stderr)
             code = EXIT_DIVERGED
     return code
 

@@ -50,8 +50,9 @@ class Result:
     def from_replicas(cls, problem, W, losses, completed, status, message, seed, n_paths,
                       n_groups, response, timings, residuals):
         T = problem.steps
-        Q_rep = np.stack([W.Q(t) for t in range(T + 1)], axis=1)               # (G, T+1, p, p)
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):   # steps after a failure: NaN below
+            Q_rep = np.stack([W.Q(t) for t in range(T + 1)], axis=1)           # (G, T+1, p, p)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             diag = np.sqrt(np.einsum("gtjj->gtj", Q_rep))
             ov_rep = W.M / diag[..., None]
         rep = {"M": W.M.copy(), "Q": Q_rep, "overlap": ov_rep,
@@ -74,7 +75,8 @@ class Result:
             f[name], f[name + "_err"] = _mean_err(x)
         if status != "ok":
             warnings.warn(DivergenceWarning(
-                f"DMFT {status} ({message}); steps 0..{completed} kept, later steps are NaN"),
+                f"DMFT {status} ({message}); " + (f"steps 0..{completed} kept, later steps are "
+                                                  f"NaN" if completed >= 0 else "no step completed")),
                 stacklevel=3)
         return cls(**f)
 

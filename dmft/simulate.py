@@ -163,8 +163,9 @@ class SimResult:
         if status != "ok":
             n_div = sum(r[1] != "ok" for r in runs)
             warnings.warn(DivergenceWarning(
-                f"simulation diverged in {n_div} of {S} seeds ({sim.message}); steps "
-                f"0..{sim.steps_completed} kept, the mean over seeds is NaN after"), stacklevel=3)
+                f"simulation diverged in {n_div} of {S} seeds ({sim.message}); "
+                + (f"steps 0..{sim.steps_completed} kept, the mean over seeds is NaN after"
+                   if sim.steps_completed >= 0 else "no step completed")), stacklevel=3)
         return sim
 
     @property

@@ -45,9 +45,22 @@ With the Stein estimator, R_g, Psi and R_theta are not needed by the dynamics; t
 reconstructed for reporting by :meth:`WeightSide.reconstruct` (block triangular inverses with
 truncated diagonal blocks).
 """
+import functools
+
 import numpy as np
 
 from .errors import PSD_RTOL, check_projection
+
+
+def _overflow_checked(method):
+    """Floating-point overflow in the weight side is not reported by numpy: every kernel it
+    produces is checked by the solver, which stops and reports the divergence (the values of
+    the failing step are discarded)."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with np.errstate(over="ignore", invalid="ignore"):
+            return method(*args, **kwargs)
+    return wrapper
 
 
 def _sym(V, diag):
@@ -145,6 +158,7 @@ class WeightSide:
         Bu = self.Bf[:, :s + 1, :, :n].reshape(self.G, n, n)             # rows (u, j)
         return XP, _flat(Rg) @ Bu
 
+    @_overflow_checked
     def advance(self, t):
         """P(t), B(t, .) and C_theta(t, .) (and, for the pathwise estimator, Psi(t) and
         R_theta(t, .)) from the kernels at times < t."""
@@ -262,6 +276,7 @@ class WeightSide:
         keep = lam > self.REPORT_RTOL * np.where(ref > 0, ref, 1.0)
         return _sym(V, np.where(keep, 1.0 / np.where(keep, lam, 1.0), 0.0))
 
+    @_overflow_checked
     def reconstruct(self, last):
         """Fill R_g, Psi and R_theta up to time ``last`` for reporting (Stein estimator).
 
