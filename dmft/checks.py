@@ -98,5 +98,5 @@ def check_solver_memory(problem, n_paths, n_groups, response="stein", method="au
     field = "n_paths" if paths >= kernels else "steps"
     hint = "lower n_paths (or shard the paths over a Dask cluster)" if field == "n_paths" else \
         "lower steps (the kernels grow as n_groups steps^2 p^2)"
-    raise ProblemError(field, f"the solve needs about {(paths + kernels) / 2**30:.3g} GiB but only "
-                              f"{avail / 2**30:.3g} GiB are available; {hint}")
+    raise ProblemError(field, f"the solve needs about {(paths + kernels) / 2**30:.3g} GiB but "
+                              f"only {avail / 2**30:.3g} GiB are available; {hint}")

@@ -4,7 +4,7 @@ Exit codes (also in the README):
 
 =====  ======================================================================================
 0      success
-1      the run finished but a check failed: a validation case, an agreement check, or a
+1      the run finished but a check failed: a validation case (``validate``) or a
        ``learnability --check-dmft`` disagreement
 2      bad input: one line on stderr, ``dmft: error: FIELD: what is wrong`` (a config value, a
        command-line option, a missing or malformed config file, an output folder that cannot
@@ -29,7 +29,8 @@ import numpy as np
 from .errors import DivergenceWarning, KernelProjectionWarning, ProblemError
 from .io import atomic_write, ensure_dir, write_text
 
-EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_DIVERGED, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_DIVERGED, EXIT_INTERNAL = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,8 +58,8 @@ def _curves_csv(res, path):
 
 
 def _load(args):
-    """Config, problem and output stem; every input (options included) is checked and the
-    output folder made writable before any work is done."""
+    """Config, problem and output stem: the config is checked and the output folder made
+    (and probed for writing) before any work is done."""
     from .config import problem_from_config, read_config
     shards = getattr(args, "shards", None)
     if shards is not None and shards < 1:

@@ -74,10 +74,9 @@ class Result:
                 x[:, :, bad] = np.nan
             f[name], f[name + "_err"] = _mean_err(x)
         if status != "ok":
-            warnings.warn(DivergenceWarning(
-                f"DMFT {status} ({message}); " + (f"steps 0..{completed} kept, later steps are "
-                                                  f"NaN" if completed >= 0 else "no step completed")),
-                stacklevel=3)
+            kept = f"steps 0..{completed} kept, later steps are NaN" if completed >= 0 else \
+                "no step completed"
+            warnings.warn(DivergenceWarning(f"DMFT {status} ({message}); {kept}"), stacklevel=3)
         return cls(**f)
 
     # ------------------------------------------------------------------ conveniences
