@@ -21,8 +21,9 @@ def real(field, value, *, positive=False, nonneg=False):
     return value
 
 
-def integer(field, value, minimum):
-    """``value`` as an int >= minimum (a float with an integral value is accepted)."""
+def integer(field, value, minimum, maximum=None):
+    """``value`` as an int >= minimum (and <= maximum if given; a float with an integral value
+    is accepted)."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -30,6 +31,8 @@ def integer(field, value, minimum):
     value = int(value)
     if value < minimum:
         raise ProblemError(field, f"must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ProblemError(field, f"must be <= {maximum}, got {value}")
     return value
 
 
@@ -48,3 +51,52 @@ def array(field, value, shape):
     if not np.all(np.isfinite(arr)):
         raise ProblemError(field, "contains NaN or infinite entries")
     return arr
+
+
+def available_bytes():
+    """Memory available to a new allocation (MemAvailable of /proc/meminfo), or None when it
+    cannot be known (then no memory check is made)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def solver_memory(problem, n_paths, n_groups, response="stein", method="auto", sharded=False,
+                  history="float64"):
+    """Bytes a :func:`dmft.solve` needs, as (paths part, kernels part): the per-path histories
+    (O(n_paths steps p), O(n_paths) for the one-pass recursion, held by the workers when
+    sharded) and the two-time kernels (O(n_groups steps^2 p^2), with their copies in the
+    result)."""
+    T, p, k = problem.steps, problem.p, problem.k
+    hist = 4 if history == "float32" else 8
+    two = float(n_groups) * (T + 1) ** 2 * p * p * 8
+    if method == "auto" and problem.plan.one_pass:
+        per_path = 3 * 8 * (k + p + 2)                      # z, y, zeta and temporaries
+        kernels = 8 * two
+    else:
+        per_path = 8 * (k + 2 * p + 2) + T * p * (4 + hist)
+        per_path += 0 if problem.plan.kind == "multi-pass" else T + 1
+        per_path += 8 * (T + 1) * p * p if response == "pathwise" else 0
+        kernels = 12 * two
+    return (0.0 if sharded else float(n_paths) * per_path), kernels
+
+
+def check_solver_memory(problem, n_paths, n_groups, response="stein", method="auto",
+                        sharded=False, history="float64"):
+    """ProblemError (on ``n_paths``, or ``steps`` when the kernels dominate) when a solve would
+    not fit in the available memory: refused before any allocation rather than crashing."""
+    paths, kernels = solver_memory(problem, n_paths, n_groups, response, method, sharded,
+                                   history)
+    avail = available_bytes()
+    if avail is None or paths + kernels <= 0.9 * avail:
+        return
+    field = "n_paths" if paths >= kernels else "steps"
+    hint = "lower n_paths (or shard the paths over a Dask cluster)" if field == "n_paths" else \
+        "lower steps (the kernels grow as n_groups steps^2 p^2)"
+    raise ProblemError(field, f"the solve needs about {(paths + kernels) / 2**30:.3g} GiB but "
+                              f"only {avail / 2**30:.3g} GiB are available; {hint}")

@@ -39,13 +39,17 @@ TABLES = ("problem", "solver", "simulation", "validation")
 def read_config(path):
     """Parse a TOML config; returns the dict of tables (unknown tables are an error)."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise ProblemError("config", f"no such file: {path}")
+    if not os.path.isfile(path):
+        raise ProblemError("config", f"not a file: {path}")
     try:
         with open(path, "rb") as fh:
             cfg = tomllib.load(fh)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ProblemError("config", f"{path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ProblemError("config", f"cannot read {path}: {exc.strerror or exc}") from None
     unknown = sorted(set(cfg) - set(TABLES))
     if unknown:
         raise ProblemError(unknown[0], f"unknown table in {path}; known: {', '.join(TABLES)}")

@@ -33,6 +33,15 @@ _META = ("seed", "n_paths", "n_groups", "response", "version", "status", "messag
          "steps_completed")
 
 
+def _attr(value):
+    """netCDF attributes hold 64-bit integers at most: a larger one (a seed may be any
+    non-negative integer) is stored as its decimal string (``int()`` reads both back)."""
+    if isinstance(value, int) and not isinstance(value, bool) and \
+            not -2 ** 63 <= value < 2 ** 63:
+        return str(value)
+    return value
+
+
 def result_to_dataset(res):
     """A :class:`~dmft.Result` as a labelled :class:`xarray.Dataset`."""
     import xarray as xr          # imported on first use: keeps `import dmft` light
@@ -47,32 +56,81 @@ def result_to_dataset(res):
     attrs = {"problem": res.problem.to_json(), "timings": json.dumps(res.timings),
              "kind": "dmft.Result"}
     for key in _META:
-        attrs[key] = getattr(res, key)
+        attrs[key] = _attr(getattr(res, key))
     return xr.Dataset(data, coords={"t": res.t}, attrs=attrs)
 
 
-def atomic_write(path, write):
+def _reason(exc):
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def ensure_dir(folder, field="out"):
+    """Create ``folder`` if needed and check that files can be created in it, before any work
+    is done; ProblemError on ``field`` otherwise (e.g. ``out: cannot create directory x:
+    Permission denied``)."""
+    folder = os.fspath(folder) or "."
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise ProblemError(field, f"{folder} exists and is not a directory")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise ProblemError(field, f"cannot create directory {folder}: {_reason(exc)}") from None
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".tmp-probe-")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        raise ProblemError(field, f"cannot write in directory {folder}: {_reason(exc)}") from None
+    return folder
+
+
+def atomic_write(path, write, field="path"):
     """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it into place:
-    readers never see a half-written file, and a failure leaves no debris."""
+    readers never see a half-written file, and a failure leaves no debris.  Every file the
+    package writes goes through here.  An output that cannot be written (missing permission,
+    full disk, a file where a folder should be) raises ProblemError on ``field``."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise ProblemError(field, f"cannot create directory {folder}: {_reason(exc)}") from None
     ext = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=ext)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=ext)
+    except OSError as exc:
+        raise ProblemError(field, f"cannot write {path}: {_reason(exc)}") from None
     os.close(fd)
     try:
         write(tmp)
         _publish(tmp, path)
+    except OSError as exc:
+        _discard(tmp)
+        raise ProblemError(field, f"cannot write {path}: {_reason(exc)}") from None
     except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        _discard(tmp)
         raise
     return path
 
 
-def write_dataset(ds, path):
+def _discard(tmp):
+    try:
+        os.remove(tmp)
+    except OSError:
+        pass
+
+
+def write_text(path, text, field="path"):
+    """Write a text file atomically (UTF-8)."""
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    return atomic_write(path, write, field)
+
+
+def write_dataset(ds, path, field="path"):
     """Write ``ds`` to ``path`` as netCDF, atomically."""
-    return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4"))
+    return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4"), field)
 
 
 def save_result(res, path):
@@ -154,7 +212,7 @@ def save_simresult(sim, path):
         data["seed_" + name] = (("seed",) + dims[name], x)
     attrs = {"problem": sim.problem.to_json(), "timings": json.dumps(sim.timings),
              "kind": "dmft.SimResult"}
-    attrs.update({key: getattr(sim, key) for key in _SIM_META})
+    attrs.update({key: _attr(getattr(sim, key)) for key in _SIM_META})
     return write_dataset(xr.Dataset(data, coords={"t": sim.t}, attrs=attrs), path)
 
 

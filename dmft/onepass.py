@@ -23,6 +23,7 @@ from numba import njit, prange
 from tqdm.auto import tqdm
 
 from .activations import dsigma, get_activation, sigma
+from .errors import ProblemError, check_projection
 from .result import Result
 
 
@@ -58,8 +59,11 @@ def _step(code, a, z, y, zeta, bounds, C_half, M_t, gg, gz, S, losses):
                     gz[b, j, q] += g[j] * z[i, q]
 
 
-def _sqrtm(C):
+def _sqrtm(C, t=0):
     lam, V = np.linalg.eigh(0.5 * (C + np.swapaxes(C, -1, -2)))
+    top = np.abs(lam).max(axis=-1)
+    b = int(np.argmax(-lam[:, 0] / np.maximum(top, 1e-300)))
+    check_projection(lam[b, 0], top[b], f"C_theta(t, t) (replica {b})", t)
     lam = np.clip(lam, 0.0, None)
     half = (V * np.sqrt(lam)[..., None, :]) @ np.swapaxes(V, -1, -2)
     keep = lam > 1e-12 * np.maximum(lam.max(axis=-1, keepdims=True), 1e-300)
@@ -86,7 +90,10 @@ def solve_one_pass(problem, N, G, seed, rng, progress, divergence=1e10):
     """Memory-less one-pass recursion (module docstring); returns a :class:`~dmft.Result`."""
     t_start = time.perf_counter()
     T, p, k = problem.steps, problem.p, problem.k
-    alpha, eta, decay = problem.alpha, problem.eta, 1.0 - problem.eta * problem.ridge
+    # numpy scalars: an overflow (eta far too large) gives inf, caught below as a divergence
+    alpha, eta = np.float64(problem.alpha), np.float64(problem.eta)
+    with np.errstate(over="ignore"):
+        decay = 1.0 - eta * np.float64(problem.ridge)
     n_b = T + 1                                    # alpha_tot = alpha (T+1) in the general form
     act = get_activation(problem.activation)
     a = np.ascontiguousarray(problem.a)
@@ -101,42 +108,54 @@ def solve_one_pass(problem, N, G, seed, rng, progress, divergence=1e10):
     t_sample = 0.0
     eye = np.eye(p)
     show = progress if progress != "auto" else N * (T + 1) > 5e8
-    for t in tqdm(range(T + 1), desc="DMFT one-pass", disable=not show, leave=False):
-        C = K.C_theta[:, t, t]
-        if not np.all(np.isfinite(C)) or np.abs(C).max() > divergence:
-            status, message, completed = "diverged", f"step {t}: C_theta diverged", t - 1
-            break
-        C_half, C_ihalf = _sqrtm(C)
-        z = rng.standard_normal((N, k))
-        y = problem.target(z) + math.sqrt(problem.noise) * rng.standard_normal(N)
-        zeta = rng.standard_normal((N, p))
-        gg, S = np.zeros((G, p, p)), np.zeros((G, p, p))
-        gz, lo = np.zeros((G, p, k)), np.zeros(G)
-        t0 = time.perf_counter()
-        _step(act.code, a, z, y, zeta, bounds, np.ascontiguousarray(C_half),
-              np.ascontiguousarray(K.M[:, t]), gg, gz, S, lo)
-        t_sample += time.perf_counter() - t0
-        gg, S, gz = gg / counts[:, None, None], S / counts[:, None, None], gz / counts[:, None, None]
-        losses[:, t, 0] = losses[:, t, 1] = lo / counts
-        K.C_g[:, t, t] = gg / n_b
-        R = S @ C_ihalf                                   # E[dg/dh], for reporting only
-        K.R_g[:, t, t] = R / n_b
-        if t == T:
-            break
-        K.M[:, t + 1] = decay * K.M[:, t] - eta * alpha * gz
-        SC = S @ C_half
-        K.C_theta[:, t + 1, t + 1] = decay ** 2 * C - decay * eta * alpha * (
-            SC + np.swapaxes(SC, -1, -2)) + (eta * alpha) ** 2 * S @ np.swapaxes(S, -1, -2) \
-            + eta ** 2 * alpha * gg
-        A = decay * eye - eta * alpha * R                 # theta(t+1) = A theta(t) - eta xi(t)
-        K.C_theta[:, t + 1, :t + 1] = A[:, None] @ K.C_theta[:, t, :t + 1]
-        K.C_theta[:, :t + 1, t + 1] = np.swapaxes(K.C_theta[:, t + 1, :t + 1], -1, -2)
-        K.Psi[:, t + 1] = A @ K.Psi[:, t]
-        K.R_theta[:, t + 1, :t] = A[:, None] @ K.R_theta[:, t, :t]
-        K.R_theta[:, t + 1, t] = -eta * eye
-        if not (np.all(np.isfinite(K.M[:, t + 1])) and np.all(np.isfinite(lo))):
-            status, message, completed = "diverged", f"step {t}: non-finite values", t - 1
-            break
+    # overflow is not reported by numpy: every step is checked and a divergence reported
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in tqdm(range(T + 1), desc="DMFT one-pass", disable=not show, leave=False):
+            C = K.C_theta[:, t, t]
+            if not np.all(np.isfinite(C)) or np.abs(C).max() > divergence:
+                status, message, completed = "diverged", f"step {t}: C_theta diverged", t - 1
+                break
+            C_half, C_ihalf = _sqrtm(C, t)
+            z = rng.standard_normal((N, k))
+            y = problem.target(z) + math.sqrt(problem.noise) * rng.standard_normal(N)
+            if not np.all(np.isfinite(y)):
+                raise ProblemError("target", f"{problem.target.expr!r} is not finite at "
+                                             f"{int(np.sum(~np.isfinite(y)))} of {N} Gaussian "
+                                             f"inputs (e.g. log or sqrt of a negative number)")
+            zeta = rng.standard_normal((N, p))
+            gg, S = np.zeros((G, p, p)), np.zeros((G, p, p))
+            gz, lo = np.zeros((G, p, k)), np.zeros(G)
+            t0 = time.perf_counter()
+            _step(act.code, a, z, y, zeta, bounds, np.ascontiguousarray(C_half),
+                  np.ascontiguousarray(K.M[:, t]), gg, gz, S, lo)
+            t_sample += time.perf_counter() - t0
+            gg, S = gg / counts[:, None, None], S / counts[:, None, None]
+            gz = gz / counts[:, None, None]
+            losses[:, t, 0] = losses[:, t, 1] = lo / counts
+            K.C_g[:, t, t] = gg / n_b
+            R = S @ C_ihalf                                   # E[dg/dh], for reporting only
+            K.R_g[:, t, t] = R / n_b
+            if t == T:
+                break
+            K.M[:, t + 1] = decay * K.M[:, t] - eta * alpha * gz
+            SC = S @ C_half
+            K.C_theta[:, t + 1, t + 1] = decay ** 2 * C - decay * eta * alpha * (
+                SC + np.swapaxes(SC, -1, -2)) + (eta * alpha) ** 2 * S @ np.swapaxes(S, -1, -2) \
+                + eta ** 2 * alpha * gg
+            A = decay * eye - eta * alpha * R                 # theta(t+1) = A theta(t) - eta xi(t)
+            K.C_theta[:, t + 1, :t + 1] = A[:, None] @ K.C_theta[:, t, :t + 1]
+            K.C_theta[:, :t + 1, t + 1] = np.swapaxes(K.C_theta[:, t + 1, :t + 1], -1, -2)
+            K.Psi[:, t + 1] = A @ K.Psi[:, t]
+            K.R_theta[:, t + 1, :t] = A[:, None] @ K.R_theta[:, t, :t]
+            K.R_theta[:, t + 1, t] = -eta * eye
+            if not np.all(np.isfinite(lo)):
+                status, message, completed = "diverged", f"step {t}: non-finite losses", t - 1
+                break
+            if not (np.all(np.isfinite(K.M[:, t + 1]))
+                    and np.all(np.isfinite(K.C_theta[:, t + 1, t + 1]))):
+                status, message, completed = "diverged", f"step {t + 1}: non-finite M or " \
+                                                         f"C_theta", t
+                break
     timings = {"total": time.perf_counter() - t_start, "sample_side": t_sample,
                "weight_side": time.perf_counter() - t_start - t_sample}
     nan = np.full(T + 1, np.nan)

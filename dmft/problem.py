@@ -20,6 +20,12 @@ from .checks import array as _array
 from .checks import integer as _int
 from .checks import real as _real
 
+
+#: largest accepted width p and number of target directions k (the DMFT kernels grow as p^2;
+#: the package is about narrow networks, p = O(1))
+MAX_WIDTH = 1000
+
+
 def default_second_layer(p):
     """+-1/sqrt(p), alternating +, -, +, ..."""
     return np.array([(1.0 if j % 2 == 0 else -1.0) / math.sqrt(p) for j in range(p)])
@@ -33,7 +39,7 @@ class Problem:
     target : str
         Expression of ``z1..zk`` (see :mod:`dmft.targets`), e.g. ``"tanh(z1 + He3(z2))"``.
     p : int
-        Student width.
+        Student width, 1 <= p <= MAX_WIDTH (1000).
     activation : str
         Name in :data:`dmft.activations.ACTIVATIONS`.
     a : array (p,) or None
@@ -63,7 +69,7 @@ class Problem:
         self._given = {name for name, value in (("a", a), ("M0", M0), ("Q0", Q0), ("k", k))
                        if value is not None}
         self.target = target if isinstance(target, Target) else Target(target, field="target")
-        self.p = _int("p", p, 1)
+        self.p = _int("p", p, 1, MAX_WIDTH)
         self.activation = get_activation(activation).name
         self.alpha = _real("alpha", alpha, positive=True)
         self.eta = _real("eta", eta, positive=True)
@@ -71,10 +77,12 @@ class Problem:
         self.noise = _real("noise", noise, nonneg=True)
         self.steps = _int("steps", steps, 1)
         used = self.target.k_used
+        if used > MAX_WIDTH:
+            raise ProblemError("target", f"uses z{used}; at most {MAX_WIDTH} target directions")
         if k is None:
             self.k = max(used, 1)
         else:
-            self.k = _int("k", k, 1)
+            self.k = _int("k", k, 1, MAX_WIDTH)
             if self.k < used:
                 raise ProblemError("k", f"the target uses z{used} but k = {self.k}")
         self.a = default_second_layer(self.p) if a is None else _array("a", a, (self.p,))

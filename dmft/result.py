@@ -19,11 +19,15 @@ attribute           shape                meaning
 
 ``replicas`` holds the per-replica M, Q, train_loss and test_error (leading axis G) from which
 means and errors are formed.  Steps after a numerical failure are NaN (``steps_completed``
-tells how far the solution is valid, ``status`` and ``message`` why it stopped).
+tells how far the solution is valid, ``status`` and ``message`` why it stopped) and a
+:class:`~dmft.DivergenceWarning` is issued when the result is built.
 """
+import warnings
+
 import numpy as np
 
 from . import __version__
+from .errors import DivergenceWarning
 
 OBSERVABLES = ("M", "Q", "overlap", "train_loss", "test_error")
 KERNELS = ("C_theta", "R_theta", "C_g", "R_g", "Psi")
@@ -46,8 +50,9 @@ class Result:
     def from_replicas(cls, problem, W, losses, completed, status, message, seed, n_paths,
                       n_groups, response, timings, residuals):
         T = problem.steps
-        Q_rep = np.stack([W.Q(t) for t in range(T + 1)], axis=1)               # (G, T+1, p, p)
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):   # steps after a failure: NaN below
+            Q_rep = np.stack([W.Q(t) for t in range(T + 1)], axis=1)           # (G, T+1, p, p)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             diag = np.sqrt(np.einsum("gtjj->gtj", Q_rep))
             ov_rep = W.M / diag[..., None]
         rep = {"M": W.M.copy(), "Q": Q_rep, "overlap": ov_rep,
@@ -68,6 +73,10 @@ class Result:
             if x.ndim == 5:
                 x[:, :, bad] = np.nan
             f[name], f[name + "_err"] = _mean_err(x)
+        if status != "ok":
+            kept = f"steps 0..{completed} kept, later steps are NaN" if completed >= 0 else \
+                "no step completed"
+            warnings.warn(DivergenceWarning(f"DMFT {status} ({message}); {kept}"), stacklevel=3)
         return cls(**f)
 
     # ------------------------------------------------------------------ conveniences

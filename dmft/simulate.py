@@ -20,18 +20,22 @@ Seeds run in parallel processes (joblib/loky, one BLAS thread each); seed i uses
 import math
 import os
 import time
+import warnings
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from . import __version__
 from .activations import get_activation
-from .errors import ProblemError
+from .errors import PSD_RTOL, DivergenceWarning, ProblemError, check_projection
 from .problem import Problem
-from .checks import integer
+from .checks import available_bytes, integer
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
 DIVERGENCE = 1e10
+#: Q - M M^T is PSD exactly; in float32 the teacher rows are orthonormal only to ~1e-7, so
+#: the round-off left in it is larger (KernelProjectionWarning thresholds, relative to Q)
+PSD_RTOL_SIM = {"float64": PSD_RTOL, "float32": 1e-5}
 
 
 def initial_weights(problem, d, rng, dtype=np.float64):
@@ -52,12 +56,16 @@ def _overlaps(W, W_star, d):
 
 
 def _test_error(problem, act, M, Q, zt, ut, eps_t):
-    """Population error given (M, Q): h = M z + chol(Q - M M^T) u for the per-seed samples."""
+    """Population error given (M, Q): h = M z + (Q - M M^T)^{1/2} u for the per-seed samples.
+    Also returns the most negative eigenvalue of Q - M M^T relative to the largest of Q, that
+    clipping to zero corrected (round-off: Q - M M^T = W (I - W*^T W* / d) W^T / d)."""
     lam, V = np.linalg.eigh(Q - M @ M.T)
     S = V * np.sqrt(np.clip(lam, 0.0, None))
     h = zt @ M.T + ut @ S.T
     y = problem.target(zt) + math.sqrt(problem.noise) * eps_t
-    return 0.5 * float(np.mean((act.f(h) @ problem.a - y) ** 2))
+    top = float(np.abs(np.linalg.eigvalsh(Q)).max())
+    corr = max(0.0, -float(lam[0])) / top if top > 0 else 0.0
+    return 0.5 * float(np.mean((act.f(h) @ problem.a - y) ** 2)), corr
 
 
 def run_seed(problem_dict, d, seed_seq, dtype="float64", n_test=100_000):
@@ -74,7 +82,12 @@ def run_seed(problem_dict, d, seed_seq, dtype="float64", n_test=100_000):
     def draw_batch():
         X = rng.standard_normal((n, d), dtype=dt)
         z = (X @ W_star.T).astype(np.float64) / sq
-        return X, (problem.target(z) + math.sqrt(problem.noise) * rng.standard_normal(n)).astype(dt)
+        fz = problem.target(z)
+        if not np.all(np.isfinite(fz)):
+            raise ProblemError("target", f"{problem.target.expr!r} is not finite at "
+                                         f"{int(np.sum(~np.isfinite(fz)))} of {n} Gaussian inputs "
+                                         f"(e.g. log or sqrt of a negative number)")
+        return X, (fz + math.sqrt(problem.noise) * rng.standard_normal(n)).astype(dt)
 
     X, y = draw_batch()
     zt, ut = rng.standard_normal((n_test, k)), rng.standard_normal((n_test, p))
@@ -82,7 +95,8 @@ def run_seed(problem_dict, d, seed_seq, dtype="float64", n_test=100_000):
     plan = problem.plan.batches(rng, n, T)         # (data-set id, indices) per step
     current = plan[0][0]
     out = {"M": np.full((T + 1, p, k), np.nan), "Q": np.full((T + 1, p, p), np.nan),
-           "train_loss": np.full(T + 1, np.nan), "test_error": np.full(T + 1, np.nan)}
+           "train_loss": np.full(T + 1, np.nan), "test_error": np.full(T + 1, np.nan),
+           "psd_correction": np.zeros(T + 1)}
     a = problem.a.astype(dt)
     decay = 1.0 - problem.eta * problem.ridge
     status, message = "ok", ""
@@ -101,7 +115,8 @@ def run_seed(problem_dict, d, seed_seq, dtype="float64", n_test=100_000):
         err = act_H @ a - yb
         out["M"][t], out["Q"][t] = M, Q
         out["train_loss"][t] = 0.5 * float(np.mean(err.astype(np.float64) ** 2))
-        out["test_error"][t] = _test_error(problem, act, M, Q, zt, ut, eps_t)
+        out["test_error"][t], out["psd_correction"][t] = _test_error(problem, act, M, Q, zt, ut,
+                                                                     eps_t)
         if t == T:
             break
         G = err[:, None] * a[None, :] * act.df(H).astype(dt)
@@ -110,14 +125,7 @@ def run_seed(problem_dict, d, seed_seq, dtype="float64", n_test=100_000):
 
 
 def _available_bytes():
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
+    return available_bytes()
 
 
 class SimResult:
@@ -134,6 +142,11 @@ class SimResult:
         per = {name: np.stack([r[0][name] for r in runs]) for name in cls.FIELDS}
         status = "ok" if all(r[1] == "ok" for r in runs) else "diverged"
         messages = sorted({r[2] for r in runs if r[2]})
+        corr = [float(np.max(r[0].get("psd_correction", 0.0))) for r in runs]
+        worst = int(np.argmax(corr))
+        check_projection(-corr[worst], 1.0, f"Q - M M^T of the simulation (seed {worst})",
+                         int(np.argmax(runs[worst][0]["psd_correction"])) if corr[worst] else 0,
+                         rtol=PSD_RTOL_SIM[dtype])
         f = {"problem": problem, "d": d, "n": max(1, int(round(problem.alpha * d))),
              "n_seeds": len(runs), "seed": seed, "dtype": dtype, "n_test": n_test,
              "version": __version__, "status": status, "message": "; ".join(messages),
@@ -146,7 +159,20 @@ class SimResult:
         with np.errstate(invalid="ignore", divide="ignore"):
             ov = per["M"] / np.sqrt(np.einsum("stjj->stj", per["Q"]))[..., None]
         f["overlap"], f["overlap_err"] = ov.mean(axis=0), ov.std(axis=0, ddof=1) / math.sqrt(S)
-        return cls(**f)
+        sim = cls(**f)
+        if status != "ok":
+            n_div = sum(r[1] != "ok" for r in runs)
+            warnings.warn(DivergenceWarning(
+                f"simulation diverged in {n_div} of {S} seeds ({sim.message}); "
+                + (f"steps 0..{sim.steps_completed} kept, the mean over seeds is NaN after"
+                   if sim.steps_completed >= 0 else "no step completed")), stacklevel=3)
+        return sim
+
+    @property
+    def steps_completed(self):
+        """Last step at which every seed is finite (the means are NaN after it); -1 if none."""
+        good = np.isfinite(self.M).all(axis=(1, 2)) & np.isfinite(self.Q).all(axis=(1, 2))
+        return len(good) - 1 if good.all() else int(np.argmin(good)) - 1
 
     @property
     def ok(self):
@@ -175,6 +201,38 @@ class SimResult:
                 f"seeds={self.n_seeds} status={self.status}>")
 
 
+def check_simulation_args(problem, d=1000, n_seeds=8, seed=None, dtype="float64", n_jobs=None,
+                          n_test=100_000):
+    """Validate the arguments of :func:`simulate` (ProblemError naming the field) and return
+    ``(d, n_seeds, seed, n_jobs, n_test)``: seed drawn when None, n_jobs defaulted and reduced
+    so that the runs fit in the available memory."""
+    if not isinstance(problem, Problem):
+        raise ProblemError("problem", f"expected a dmft.Problem, got {type(problem).__name__}")
+    d = integer("d", d, 2)
+    n_seeds = integer("n_seeds", n_seeds, 1)
+    n_test = integer("n_test", n_test, 100)
+    if not isinstance(dtype, str) or dtype not in DTYPES:
+        raise ProblemError("dtype", f"must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % (2 ** 63))
+    seed = integer("seed", seed, 0)
+    cpus = os.cpu_count() or 1
+    n_jobs = min(n_seeds, cpus) if n_jobs is None else integer("n_jobs", n_jobs, 1)
+    n = max(1, int(round(problem.alpha * d)))
+    # X plus matmul temporaries, and the n_test Gaussian samples of the test error
+    per_seed = n * d * np.dtype(dtype).itemsize * 2.5 + n_test * (problem.k + problem.p + 2) * 24
+    avail = _available_bytes()
+    if avail is not None:
+        if per_seed > 0.8 * avail:
+            field = "n_test" if n_test * (problem.k + problem.p + 2) * 24 > per_seed / 2 else "d"
+            raise ProblemError(field, f"n*d = {n}*{d} and n_test = {n_test} need about "
+                                      f"{per_seed / 2**30:.1f} GiB per run but only "
+                                      f"{avail / 2**30:.1f} GiB are available; lower {field}"
+                                      + (" or use dtype='float32'" if field == "d" else ""))
+        n_jobs = max(1, min(n_jobs, int(0.8 * avail // per_seed)))
+    return d, n_seeds, seed, n_jobs, n_test
+
+
 def simulate(problem, d=1000, n_seeds=8, seed=None, dtype="float64", n_jobs=None,
              n_test=100_000, progress="auto"):
     """Run finite-size GD for ``n_seeds`` independent draws of data, teacher and W(0).
@@ -189,27 +247,9 @@ def simulate(problem, d=1000, n_seeds=8, seed=None, dtype="float64", n_jobs=None
     n_jobs : int      parallel processes (default: min(n_seeds, CPUs), reduced to fit memory)
     n_test : int      Gaussian samples per seed for the population test error
     """
-    if not isinstance(problem, Problem):
-        raise ProblemError("problem", f"expected a dmft.Problem, got {type(problem).__name__}")
-    d = integer("d", d, 2)
-    n_seeds = integer("n_seeds", n_seeds, 1)
-    n_test = integer("n_test", n_test, 100)
-    if dtype not in DTYPES:
-        raise ProblemError("dtype", f"must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    if seed is None:
-        seed = int(np.random.SeedSequence().entropy % (2 ** 63))
-    seed = integer("seed", seed, 0)
-    cpus = os.cpu_count() or 1
-    n_jobs = min(n_seeds, cpus) if n_jobs is None else integer("n_jobs", n_jobs, 1)
+    d, n_seeds, seed, n_jobs, n_test = check_simulation_args(problem, d, n_seeds, seed, dtype,
+                                                             n_jobs, n_test)
     n = max(1, int(round(problem.alpha * d)))
-    per_seed = n * d * np.dtype(dtype).itemsize * 2.5          # X plus matmul temporaries
-    avail = _available_bytes()
-    if avail is not None:
-        if per_seed > 0.8 * avail:
-            raise ProblemError("d", f"n*d = {n}*{d} needs about {per_seed / 2**30:.1f} GiB per "
-                                    f"run but only {avail / 2**30:.1f} GiB are available; "
-                                    f"lower d or use dtype='float32'")
-        n_jobs = max(1, min(n_jobs, int(0.8 * avail // per_seed)))
     seqs = np.random.SeedSequence(seed).spawn(n_seeds)
     t0 = time.perf_counter()
     pdict = problem.to_dict()

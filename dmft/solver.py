@@ -39,7 +39,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .activations import get_activation
-from .checks import integer
+from .checks import check_solver_memory, integer
 from .errors import ProblemError
 from .onepass import solve_one_pass
 from .problem import Problem
@@ -51,7 +51,8 @@ RESPONSES = ("stein", "pathwise")
 DIVERGENCE = 1e10   # |C_theta(t, t)| or |M| beyond this counts as divergence
 
 
-def _check_solver_args(problem, n_paths, seed, response, n_groups, stein_rtol):
+def _check_solver_args(problem, n_paths, seed, response, n_groups, stein_rtol, method="auto",
+                       sharded=False):
     if not isinstance(problem, Problem):
         raise ProblemError("problem", f"expected a dmft.Problem, got {type(problem).__name__}")
     n_paths, n_groups = integer("n_paths", n_paths, 2), integer("n_groups", n_groups, 2)
@@ -66,6 +67,7 @@ def _check_solver_args(problem, n_paths, seed, response, n_groups, stein_rtol):
                                        f"{problem.activation} has none (use 'stein')")
     if not (isinstance(stein_rtol, (int, float)) and 0 <= stein_rtol < 1):
         raise ProblemError("stein_rtol", f"must be in [0, 1), got {stein_rtol!r}")
+    check_solver_memory(problem, n_paths, n_groups, response, method, sharded)
 
 
 def _make_shards(problem, seed, N, G, response, client, n_shards, history):
@@ -134,7 +136,8 @@ def solve(problem, n_paths=200_000, seed=None, progress="auto", response="stein"
     -------
     Result
     """
-    _check_solver_args(problem, n_paths, seed, response, n_groups, stein_rtol)
+    _check_solver_args(problem, n_paths, seed, response, n_groups, stein_rtol, method,
+                       client is not None)
     t_start = time.perf_counter()
     N, G, T, p, k = int(n_paths), int(n_groups), problem.steps, problem.p, problem.k
     if seed is None:

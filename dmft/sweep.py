@@ -24,13 +24,14 @@ import itertools
 import json
 import os
 import uuid
+import warnings
 import zipfile
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import __version__
-from .errors import ProblemError
+from .errors import DivergenceWarning, ProblemError
 
 PROBLEM_FIELDS = ("alpha", "eta", "ridge", "noise", "activation", "target", "schedule")
 SOLVER_FIELDS = ("n_paths", "n_groups", "seed", "response")
@@ -62,8 +63,9 @@ def _value(name, x):
         v = float(x) if ok else None
     except ValueError:
         v = None
-    if v is None or not np.isfinite(v) or (name in _INTEGERS and not v.is_integer()):
-        kind = "an integer" if name in _INTEGERS else "a finite number"
+    if v is None or not np.isfinite(v) or (name in _INTEGERS and not (
+            v.is_integer() and abs(v) < 2 ** 63)):
+        kind = "an integer below 2^63" if name in _INTEGERS else "a finite number"
         raise ProblemError("param", f"{name}: expected {kind}, got {x!r}")
     return int(v) if name in _INTEGERS else v
 
@@ -199,8 +201,8 @@ def _completed(M, Q):
 
 
 def _run_point(spec, threads=1):
-    """Worker task: solve (and simulate) one point.  Errors come back as data (ProblemError does
-    not survive pickling)."""
+    """Worker task: solve (and simulate) one point.  Errors come back as data (the traceback of
+    an unexpected one is kept for the client)."""
     import traceback
     try:
         import numba
@@ -209,12 +211,16 @@ def _run_point(spec, threads=1):
         from .simulate import simulate
         from .solver import solve
         problem = Problem.from_dict(spec["problem"])
-        res = solve(problem, progress=False, **spec["solver"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DivergenceWarning)   # diverged points are data
+            res = solve(problem, progress=False, **spec["solver"])
         out = {name: np.asarray(getattr(res, name)) for name in _ARRAYS}
         out.update(status=res.status, message=res.message,
                    steps_completed=int(res.steps_completed))
         if spec["simulation"] is not None:
-            sim = simulate(problem, n_jobs=1, progress=False, **spec["simulation"])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DivergenceWarning)
+                sim = simulate(problem, n_jobs=1, progress=False, **spec["simulation"])
             out.update({"sim_" + n: np.asarray(getattr(sim, n)) for n in _ARRAYS})
             out.update(sim_status=sim.status, sim_message=sim.message,
                        sim_steps_completed=_completed(sim.M, sim.Q))
@@ -230,7 +236,7 @@ def _write_point(cache, spec, out):
     arrays = {k: v for k, v in out.items() if isinstance(v, np.ndarray)}
     meta = dict({k: v for k, v in out.items() if k not in arrays}, key=spec["key"])
     atomic_write(os.path.join(cache, spec["hash"] + ".npz"),
-                 lambda tmp: np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays))
+                 lambda tmp: np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays), "out")
 
 
 def _read_point(cache, spec):
@@ -353,7 +359,7 @@ def run_sweep(config, params, schedules=None, *, simulate=False, out="sweep.nc",
     """
     from tqdm.auto import tqdm
     from .config import problem_from_config, read_config
-    from .io import write_dataset
+    from .io import ensure_dir, write_dataset
     cfg = config if isinstance(config, dict) else read_config(config)
     if "problem" not in cfg:
         raise ProblemError("problem", "the config has no [problem] table")
@@ -375,19 +381,20 @@ def run_sweep(config, params, schedules=None, *, simulate=False, out="sweep.nc",
               for idx in itertools.product(*(range(len(v)) for _, v in params))]
     out = os.fspath(out)
     cache = out + ".points"
+    ensure_dir(os.path.dirname(out) or ".", "out")
     results = {idx: r for idx, spec in points
                if (r := _read_point(cache, spec)) is not None}
     missing = [(idx, spec) for idx, spec in points if idx not in results]
     reused = len(results)
     if missing:
-        os.makedirs(cache, exist_ok=True)
+        ensure_dir(cache, "out")
         workers = n_workers or min(os.cpu_count() or 1, len(missing))
         with tqdm(total=len(points), initial=reused, desc="sweep", unit="point",
                   disable=not progress) as bar, _connect(scheduler, client, workers) as cl:
             _compute(missing, cache, cl, threads_per_point, results, bar)
     ds = build_dataset(params, results, base, cfg, solver, sim,
                        {idx: spec["hash"] for idx, spec in points})
-    write_dataset(ds, out)
+    write_dataset(ds, out, "out")
     return SweepRun(ds, out, len(missing), reused)
 
 
@@ -478,8 +485,11 @@ def add_plot_arguments(parser):
 
 def run_plot_args(args):
     """Run ``dmft plot-sweep``: writes the figure, returns 0; ProblemError on bad input."""
+    from .io import ensure_dir
     from .sweep_plot import plot_sweep
     out = args.out or os.path.splitext(args.file)[0] + ".png"
-    plot_sweep(load_sweep(args.file), out)
+    ds = load_sweep(args.file)
+    ensure_dir(os.path.dirname(out) or ".", "out")
+    plot_sweep(ds, out)
     print(f"wrote {out}")
     return 0

@@ -46,7 +46,7 @@ from . import __version__
 from .compare import OBSERVABLES, _entries, compare
 from .config import problem_from_config, read_config, simulation_options, solver_options
 from .errors import ProblemError
-from .io import atomic_write
+from .io import ensure_dir, write_text
 from .simulate import simulate
 from .solver import solve
 
@@ -207,26 +207,38 @@ def case_files(cases=None, folder=None):
     return files
 
 
+def _read_json(path):
+    """A finished case's summary, or None when absent or unreadable (then it is recomputed)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            out = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return out if isinstance(out, dict) else None
+
+
 def run_suite(files, out, quick=False, progress=True, log=print):
     """Run (or resume) every case; write per-case JSON/PNG, summary.json and report.md."""
-    os.makedirs(os.path.join(out, "cases"), exist_ok=True)
+    for path in files:                  # every case checked before any work
+        cfg = read_config(path)
+        _case_settings(cfg, quick)
+        problem_from_config(cfg)
+    ensure_dir(os.path.join(out, "cases"), "out")
     results, t_start = [], time.perf_counter()
     for path in tqdm(files, desc="validation", unit="case", disable=not progress):
         name = os.path.splitext(os.path.basename(path))[0]
         stem = os.path.join(out, "cases", name)
         fp = _fingerprint(path, quick)
-        if os.path.exists(stem + ".json"):
-            with open(stem + ".json") as fh:
-                old = json.load(fh)
-            if old.get("fingerprint") == fp:
-                results.append(old)
-                log(f"{name}: reused ({'passed' if old['passed'] else 'FAILED'})")
-                continue
+        old = _read_json(stem + ".json")
+        if old is not None and old.get("fingerprint") == fp and "passed" in old:
+            results.append(old)
+            log(f"{name}: reused ({'passed' if old['passed'] else 'FAILED'})")
+            continue
         summary, cmp, c0s = run_case(path, quick)
         summary["fingerprint"] = fp
         _case_figure(cmp, c0s, stem + ".png")
         text = json.dumps(summary, indent=1)
-        atomic_write(stem + ".json", lambda tmp: open(tmp, "w").write(text))
+        write_text(stem + ".json", text, "out")
         results.append(summary)
         log(f"{name}: {'passed' if summary['passed'] else 'FAILED'}  worst|z| "
             f"{summary['worst_z_all']:.2f}  extrapolated {summary['extrapolated_sigma']:.2f} sigma"
@@ -253,7 +265,7 @@ def write_report(results, out, quick, wall):
                "passed": all(r["passed"] for r in results), "runtime_s": total,
                "wall_s_this_run": wall, "cases": {r["case"]: r for r in results}}
     text = json.dumps(summary, indent=1)
-    atomic_write(os.path.join(out, "summary.json"), lambda tmp: open(tmp, "w").write(text))
+    write_text(os.path.join(out, "summary.json"), text, "out")
     lines = [f"# dmft validation report{' (quick)' if quick else ''}", "",
              f"dmft {__version__}, commit `{commit}`; compute time of all cases {total:.0f} s.",
              "", "DMFT against finite-size GD: worst |z| over M, Q, train loss and test error at "
@@ -280,4 +292,4 @@ def write_report(results, out, quick, wall):
               f"{r['problem']['schedule']}); figure `cases/{r['case']}.png`" for r in results]
     lines += ["", f"Overall: {'all cases passed' if summary['passed'] else 'FAILED'}.", ""]
     text = "\n".join(lines)
-    atomic_write(os.path.join(out, "report.md"), lambda tmp: open(tmp, "w").write(text))
+    write_text(os.path.join(out, "report.md"), text, "out")

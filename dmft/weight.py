@@ -45,7 +45,22 @@ With the Stein estimator, R_g, Psi and R_theta are not needed by the dynamics; t
 reconstructed for reporting by :meth:`WeightSide.reconstruct` (block triangular inverses with
 truncated diagonal blocks).
 """
+import functools
+
 import numpy as np
+
+from .errors import PSD_RTOL, check_projection
+
+
+def _overflow_checked(method):
+    """Floating-point overflow in the weight side is not reported by numpy: every kernel it
+    produces is checked by the solver, which stops and reports the divergence (the values of
+    the failing step are discarded)."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with np.errstate(over="ignore", invalid="ignore"):
+            return method(*args, **kwargs)
+    return wrapper
 
 
 def _sym(V, diag):
@@ -113,6 +128,15 @@ class WeightSide:
         self.C0_half_pinv = _sym(V, np.where(keep, 1.0 / np.sqrt(np.where(keep, lam, 1.0)), 0.0))
         self.g_scale = np.zeros(G)                   # sqrt(largest eigenvalue of C_g(s, s))
 
+    def _check_psd(self, lam, t, what):
+        """Negative eigenvalues ``lam`` (G, p) of a Monte Carlo covariance are clipped to zero;
+        warn (KernelProjectionWarning) when the worst replica's correction exceeds PSD_RTOL of
+        the largest eigenvalue of C_g(s, s) so far (round-off stays below)."""
+        rel = -lam[:, 0] / np.maximum(self.g_scale, 1e-300) ** 2
+        b = int(np.argmax(rel))
+        if rel[b] > PSD_RTOL:
+            check_projection(lam[b, 0], self.g_scale[b] ** 2, f"{what} (replica {b})", t)
+
     # ------------------------------------------------------------------ views for the kernels
     def B_row(self, t):
         """B(t, v) for v < t as contiguous blocks (G, t, p, p)."""
@@ -134,6 +158,7 @@ class WeightSide:
         Bu = self.Bf[:, :s + 1, :, :n].reshape(self.G, n, n)             # rows (u, j)
         return XP, _flat(Rg) @ Bu
 
+    @_overflow_checked
     def advance(self, t):
         """P(t), B(t, .) and C_theta(t, .) (and, for the pathwise estimator, Psi(t) and
         R_theta(t, .)) from the kernels at times < t."""
@@ -184,6 +209,7 @@ class WeightSide:
         lam, V = np.linalg.eigh(0.5 * (resid + np.swapaxes(resid, -1, -2)))
         top = np.linalg.eigvalsh(0.5 * (gg + np.swapaxes(gg, -1, -2)))[:, -1]
         self.g_scale = np.maximum(self.g_scale, np.sqrt(np.clip(top, 0.0, None)))
+        self._check_psd(lam, t, "innovation covariance of g (C_g minus its past)")
         std = np.sqrt(np.clip(lam, 0.0, None))
         keep = std > (self.CUT * self.g_scale)[:, None]
         std = np.where(keep, std, 0.0)
@@ -214,6 +240,7 @@ class WeightSide:
         cf = _flat(c) if s else np.zeros((self.G, p, 0))
         resid = rr - cf @ np.swapaxes(cf, -1, -2)
         lam, V = np.linalg.eigh(0.5 * (resid + np.swapaxes(resid, -1, -2)))
+        self._check_psd(lam, s, "re-orthogonalised innovation covariance of g")
         std = np.sqrt(np.clip(lam, 0.0, None))
         keep = std > (self.CUT * self.g_scale)[:, None]
         std = np.where(keep, std, 0.0)
@@ -249,6 +276,7 @@ class WeightSide:
         keep = lam > self.REPORT_RTOL * np.where(ref > 0, ref, 1.0)
         return _sym(V, np.where(keep, 1.0 / np.where(keep, lam, 1.0), 0.0))
 
+    @_overflow_checked
     def reconstruct(self, last):
         """Fill R_g, Psi and R_theta up to time ``last`` for reporting (Stein estimator).
 

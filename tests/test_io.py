@@ -38,7 +38,8 @@ def res(problem):
 @pytest.fixture(scope="module")
 def diverged():
     pr = dmft.Problem("z1", p=1, activation="linear", alpha=2.0, eta=50.0, steps=10)
-    return dmft.solve(pr, seed=0, **SOLVE)
+    with pytest.warns(dmft.DivergenceWarning, match=r"DMFT diverged \(step \d+"):
+        return dmft.solve(pr, seed=0, **SOLVE)
 
 
 def _assert_results_equal(a, b, timings=True):

@@ -78,8 +78,11 @@ def test_bad_arguments(kw, field):
 
 def test_divergence_is_reported_and_finished_steps_kept():
     pr = dmft.Problem("z1", p=1, activation="linear", alpha=2.0, eta=50.0, steps=12)
-    sim = dmft.simulate(pr, d=200, n_seeds=2, seed=0, n_jobs=1)
+    with pytest.warns(dmft.DivergenceWarning, match=r"simulation diverged in 2 of 2 seeds"):
+        sim = dmft.simulate(pr, d=200, n_seeds=2, seed=0, n_jobs=1)
     assert sim.status == "diverged" and "step" in sim.message
+    assert 0 <= sim.steps_completed < pr.steps
+    assert f"step {sim.steps_completed + 1}:" in sim.message
     assert np.all(np.isfinite(sim.M[:2])) and np.isnan(sim.M[-1]).all()
 
 

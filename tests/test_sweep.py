@@ -80,6 +80,7 @@ def test_resume_computes_only_missing_points(client, tmp_path):
     assert (fresh.computed, fresh.reused) == (2, 0)
 
 
+@pytest.mark.filterwarnings("ignore::dmft.DivergenceWarning")    # the stand-alone references
 def test_diverging_point_is_flagged_and_others_intact(client, tmp_path):
     run = run_sweep(LINEAR, ["eta=0.1,0.5,50"], simulate=True, out=tmp_path / "div.nc",
                     client=client, progress=False)

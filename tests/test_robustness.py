@@ -1,0 +1,341 @@
+"""Catalogue of bad inputs, each tried through the Python API and through the command line.
+
+Python: a ``ProblemError`` (a ValueError) whose ``field`` is the offending field and whose
+message starts with it.  Command line (``dmft.cli.main`` in process): exit code 2, exactly one
+line on stderr, ``dmft: error: FIELD: ...``, no traceback, and nothing written (every input is
+checked before any work).  Cases that exist only on one side (a command-line flag, a Python
+call) say so with ``api=None`` / ``argv=None``.
+"""
+import math
+import os
+import re
+
+import pytest
+
+import dmft
+import dmft.config
+import dmft.sweep
+import dmft.validation
+from dmft.cli import main
+from dmft.errors import ProblemError
+
+BASE_PROBLEM = {"target": "z1", "p": 1, "activation": "tanh", "alpha": 2.0, "eta": 0.2,
+                "steps": 2}
+BASE_SOLVER = {"n_paths": 400, "n_groups": 4, "seed": 0, "progress": False}
+BASE_SIM = {"d": 50, "n_seeds": 2, "seed": 0, "n_jobs": 1, "n_test": 1000, "progress": False}
+DROP = object()           # remove the key from the base table
+
+
+def toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf") if math.isinf(v) \
+            else repr(v)
+    if isinstance(v, int):
+        return str(v)
+    return "[" + ", ".join(toml_value(x) for x in v) + "]"
+
+
+def toml(tables):
+    lines = []
+    for name, table in tables.items():
+        lines.append(f"[{name}]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in table.items()]
+    return "\n".join(lines) + "\n"
+
+
+def merged(base, changes):
+    out = dict(base)
+    for k, v in changes.items():
+        if v is DROP:
+            out.pop(k, None)
+        else:
+            out[k] = v
+    return out
+
+
+class Case:
+    """One bad input.  ``problem``/``solver``/``simulation``: changes to the base tables, used
+    both for the config file and for the Python call of ``command``; ``flags``: extra
+    command-line arguments; ``api(tmp)`` / ``argv(tmp)`` replace the default calls."""
+
+    def __init__(self, id, field, command="run", problem=None, solver=None, simulation=None,
+                 flags=(), match=None, api="default", argv="default", prefix=None,
+                 skip=None):
+        self.id, self.field, self.command = id, field, command
+        self.problem, self.solver = problem or {}, solver or {}
+        self.simulation = simulation or {}
+        self.flags, self.match, self.skip = list(flags), match, skip
+        self.api, self.argv = api, argv
+        self.prefix = prefix if prefix is not None else f"dmft: error: {field}:"
+
+    def tables(self):
+        return {"problem": merged(BASE_PROBLEM, self.problem),
+                "solver": merged(BASE_SOLVER, self.solver),
+                "simulation": merged(BASE_SIM, self.simulation)}
+
+    def call_api(self, tmp):
+        if self.api != "default":
+            return self.api(tmp)
+        t = self.tables()
+        pr = dmft.Problem(**t["problem"])
+        if self.command in ("run", "compare"):
+            dmft.solve(pr, **t["solver"])
+        if self.command in ("simulate", "compare"):
+            dmft.simulate(pr, **t["simulation"])
+
+    def cli_argv(self, tmp):
+        if self.argv != "default":
+            return self.argv(tmp)
+        path = tmp / "case.toml"
+        path.write_text(toml(self.tables()))
+        return [self.command, str(path), "--out", str(tmp / "out"), *self.flags]
+
+
+def _file(tmp, text="x"):
+    path = tmp / "afile"
+    path.write_text(text)
+    return path
+
+
+def _config(tmp, text):
+    path = tmp / "c.toml"
+    path.write_text(text)
+    return path
+
+
+GOOD = toml({"problem": BASE_PROBLEM, "solver": BASE_SOLVER, "simulation": BASE_SIM})
+GOOD_CASE = GOOD + "[validation]\nds = [50]\n"
+
+
+def _sweep_api(params, out="s.nc"):
+    def api(tmp):
+        from dmft.sweep import run_sweep
+        run_sweep(str(_config(tmp, GOOD)), params, out=str(tmp / out), progress=False)
+    return api
+
+
+def _sweep_argv(params, out="s.nc"):
+    def argv(tmp):
+        extra = [a for p in params for a in ("--param", p)]
+        return ["sweep", str(_config(tmp, GOOD)), *extra, "--out", str(tmp / out),
+                "--no-progress"]
+    return argv
+
+
+def _read_only(tmp):
+    folder = tmp / "ro"
+    folder.mkdir()
+    os.chmod(folder, 0o500)
+    return folder
+
+
+CASES = [
+    # ---------------------------------------------------------------- target expressions
+    Case("import", "target", problem={"target": "__import__('os')"}, match="__import__"),
+    Case("import-system", "target", problem={"target": "__import__('os').system('ls')"}),
+    Case("attribute", "target", problem={"target": "z1.real"}, match="Attribute"),
+    Case("dunder-attribute", "target", problem={"target": "tanh(z1).__class__"}),
+    Case("lambda", "target", problem={"target": "(lambda x: x)(z1)"}, match="lambda"),
+    Case("unknown-variable", "target", problem={"target": "x1 + z1"}, match="x1"),
+    Case("z0", "target", problem={"target": "z0 + z1"}, match="z0"),
+    Case("empty-target", "target", problem={"target": ""}, match="empty"),
+    Case("blank-target", "target", problem={"target": "   "}, match="empty"),
+    Case("syntax", "target", problem={"target": "z1 +"}, match="syntax"),
+    Case("target-number", "target", problem={"target": 3}, match="expression string"),
+    Case("target-missing", "target", problem={"target": DROP}, match="missing",
+         api=lambda tmp: dmft.Problem.from_dict(merged(BASE_PROBLEM, {"target": DROP}))),
+    Case("too-many-directions", "target", problem={"target": "z5000"}, match="at most"),
+    # ---------------------------------------------------------------- scalars out of range
+    Case("alpha-zero", "alpha", problem={"alpha": 0.0}, match="> 0"),
+    Case("alpha-negative", "alpha", problem={"alpha": -1.0}, match="> 0"),
+    Case("alpha-nan", "alpha", problem={"alpha": float("nan")}, match="finite"),
+    Case("alpha-inf", "alpha", problem={"alpha": float("inf")}, match="finite"),
+    Case("alpha-string", "alpha", problem={"alpha": "2"}, match="real number"),
+    Case("eta-zero", "eta", problem={"eta": 0.0}, match="> 0"),
+    Case("eta-negative", "eta", problem={"eta": -0.5}, match="> 0"),
+    Case("eta-nan", "eta", problem={"eta": float("nan")}, match="finite"),
+    Case("ridge-negative", "ridge", problem={"ridge": -0.1}, match=">= 0"),
+    Case("noise-negative", "noise", problem={"noise": -1.0}, match=">= 0"),
+    Case("steps-zero", "steps", problem={"steps": 0}, match=">= 1"),
+    Case("steps-negative", "steps", problem={"steps": -2}, match=">= 1"),
+    Case("steps-fraction", "steps", problem={"steps": 2.5}, match="integer"),
+    Case("steps-nan", "steps", problem={"steps": float("nan")}, match="integer"),
+    Case("steps-too-many", "steps", problem={"steps": 10 ** 9}, match="GiB"),
+    Case("p-zero", "p", problem={"p": 0}, match=">= 1"),
+    Case("p-negative", "p", problem={"p": -1}, match=">= 1"),
+    Case("p-bool", "p", problem={"p": True}, match="integer"),
+    Case("p-huge", "p", problem={"p": 10 ** 6}, match="<= 1000"),
+    Case("k-too-small", "k", problem={"target": "z1 + z3", "k": 2}, match="z3"),
+    Case("n_paths-zero", "n_paths", solver={"n_paths": 0}, match=">= 2"),
+    Case("n_paths-negative", "n_paths", solver={"n_paths": -5}, match=">= 2"),
+    Case("n_paths-nan", "n_paths", solver={"n_paths": float("nan")}, match="integer"),
+    Case("n_paths-string", "n_paths", solver={"n_paths": "many"}, match="integer"),
+    Case("n_paths-too-many", "n_paths", solver={"n_paths": 10 ** 15}, match="GiB"),
+    Case("n_paths-flag-zero", "n_paths", flags=["--n-paths", "0"], match=">= 2",
+         api=lambda tmp: dmft.solve(dmft.Problem(**BASE_PROBLEM),
+                                    **merged(BASE_SOLVER, {"n_paths": 0}))),
+    Case("n_groups-one", "n_groups", solver={"n_groups": 1}, match=">= 2"),
+    Case("seed-negative", "seed", solver={"seed": -1}, match=">= 0"),
+    Case("response-unknown", "response", solver={"response": "magic"}, match="magic"),
+    Case("d-zero", "d", "simulate", simulation={"d": 0}, match=">= 2"),
+    Case("d-negative", "d", "simulate", simulation={"d": -10}, match=">= 2"),
+    Case("d-nan", "d", "simulate", simulation={"d": float("nan")}, match="integer"),
+    Case("d-too-large", "d", "simulate", simulation={"d": 10 ** 9}, match="GiB"),
+    Case("d-zero-compare", "d", "compare", simulation={"d": 0}, match=">= 2"),
+    Case("n_seeds-zero", "n_seeds", "simulate", simulation={"n_seeds": 0}, match=">= 1"),
+    Case("dtype-unknown", "dtype", "simulate", simulation={"dtype": "float16"},
+         match="float16"),
+    Case("dtype-list", "dtype", "simulate", simulation={"dtype": [1]}, match="must be one of"),
+    # ---------------------------------------------------------------- arrays
+    Case("a-shape", "a", problem={"p": 2, "a": [1.0, 2.0, 3.0]}, match="shape"),
+    Case("a-nan", "a", problem={"p": 2, "a": [1.0, float("nan")]}, match="NaN"),
+    Case("M0-shape", "M0", problem={"target": "z1 + z2", "p": 2, "M0": [[0.0] * 3] * 2},
+         match="shape"),
+    Case("M0-ragged", "M0", problem={"p": 2, "M0": [[0.1], [0.1, 0.2]]}, match="array"),
+    Case("Q0-shape", "Q0", problem={"p": 2, "Q0": [[1.0, 0.0, 0.0]] * 3}, match="shape"),
+    Case("Q0-asymmetric", "Q0", problem={"p": 2, "Q0": [[1.0, 0.5], [0.0, 1.0]]},
+         match="symmetric"),
+    Case("Q0-not-psd", "Q0", problem={"p": 2, "Q0": [[1.0, 2.0], [2.0, 1.0]]},
+         match="positive semi-definite"),
+    Case("Q0-minus-M0M0T-not-psd", "Q0",
+         problem={"p": 2, "M0": [[1.5], [0.0]], "Q0": [[1.0, 0.0], [0.0, 1.0]]},
+         match=r"Q0 - M0 M0\^T must be positive semi-definite"),
+    Case("Q0-inf", "Q0", problem={"Q0": [[float("inf")]]}, match="NaN or infinite"),
+    # ---------------------------------------------------------------- names
+    Case("activation-unknown", "activation", problem={"activation": "swish"}, match="swish"),
+    Case("schedule-unknown", "schedule", problem={"schedule": "online"}, match="online"),
+    Case("schedule-bad-fraction", "schedule", problem={"schedule": "minibatch-0.3"},
+         match="1/m"),
+    Case("schedules-flag", "schedules", "compare", flags=["--schedules", "one-pass,twice"],
+         match="twice", api=None),
+    # ---------------------------------------------------------------- config files
+    Case("toml-malformed", "config", match="not valid TOML",
+         api=lambda tmp: dmft.config.read_config(_config(tmp, '[problem\ntarget = "z1"\n')),
+         argv=lambda tmp: ["run", str(_config(tmp, '[problem\ntarget = "z1"\n')),
+                           "--out", str(tmp / "out")]),
+    Case("toml-binary", "config", match="not valid TOML",
+         api=lambda tmp: dmft.config.read_config(_file(tmp, "\x00\x01 = ")),
+         argv=lambda tmp: ["run", str(_file(tmp, "\x00\x01 = ")), "--out", str(tmp / "out")]),
+    Case("config-missing", "config", match="no such file",
+         api=lambda tmp: dmft.config.read_config(tmp / "nope.toml"),
+         argv=lambda tmp: ["simulate", str(tmp / "nope.toml"), "--out", str(tmp / "out")]),
+    Case("config-is-directory", "config", match="not a file",
+         api=lambda tmp: dmft.config.read_config(tmp),
+         argv=lambda tmp: ["run", str(tmp), "--out", str(tmp / "out")]),
+    Case("table-unknown", "problm", match="unknown table",
+         api=lambda tmp: dmft.config.read_config(_config(tmp, '[problm]\ntarget = "z1"\n')),
+         argv=lambda tmp: ["run", str(_config(tmp, '[problm]\ntarget = "z1"\n')),
+                           "--out", str(tmp / "out")]),
+    Case("field-unknown", "width", problem={"width": 3}, match="unknown problem field",
+         api=lambda tmp: dmft.Problem.from_dict(merged(BASE_PROBLEM, {"width": 3}))),
+    Case("solver-option-unknown", "tolerance", solver={"tolerance": 1e-3},
+         match="unknown \\[solver\\] option",
+         api=lambda tmp: dmft.config.solver_options({"solver": {"tolerance": 1e-3}})),
+    # ---------------------------------------------------------------- output folders
+    Case("out-under-a-file", "out", match="not a directory",
+         api=lambda tmp: _sweep_api(["eta=0.1,0.2"], out=_file(tmp) / "s.nc")(tmp),
+         argv=lambda tmp: ["run", str(_config(tmp, GOOD)), "--out", str(_file(tmp) / "sub")]),
+    Case("out-is-a-file", "out", match="not a directory",
+         api=lambda tmp: dmft.validation.run_suite([str(_config(tmp, GOOD_CASE))],
+                                                   str(_file(tmp)), progress=False),
+         argv=lambda tmp: ["simulate", str(_config(tmp, GOOD)), "--out", str(_file(tmp))]),
+    Case("out-read-only", "out", match="Permission denied",
+         skip=(hasattr(os, "geteuid") and os.geteuid() == 0, "root ignores permissions"),
+         api=lambda tmp: _sweep_api(["eta=0.1,0.2"], out=_read_only(tmp) / "sub" / "s.nc")(tmp),
+         argv=lambda tmp: ["run", str(_config(tmp, GOOD)), "--out",
+                           str(_read_only(tmp) / "sub")]),
+    # ---------------------------------------------------------------- sweeps
+    Case("sweep-zero-points", "param", "sweep", match="NUM must be a positive integer",
+         api=_sweep_api(["eta=0.1:1:0"]), argv=_sweep_argv(["eta=0.1:1:0"])),
+    Case("sweep-no-values", "param", "sweep", match="no values",
+         api=_sweep_api(["eta="]), argv=_sweep_argv(["eta="])),
+    Case("sweep-nothing", "param", "sweep", match="nothing to sweep",
+         api=_sweep_api([]), argv=_sweep_argv([])),
+    Case("sweep-shape-field", "p", "sweep", match="cannot be swept",
+         api=_sweep_api(["p=1,2"]), argv=_sweep_argv(["p=1,2"])),
+    Case("sweep-bad-value", "eta", "sweep", match="> 0",
+         api=_sweep_api(["eta=-1,1"]), argv=_sweep_argv(["eta=-1,1"])),
+    # ---------------------------------------------------------------- other commands
+    Case("shards-zero", "shards", flags=["--shards", "0"], match=">= 1", api=None),
+    Case("learnability-import", "target", match="__import__",
+         api=lambda tmp: dmft.learnability("__import__('os')"),
+         argv=lambda tmp: ["learnability", "__import__('os')"]),
+    Case("validate-unknown-case", "cases", match="unknown case",
+         api=lambda tmp: dmft.validation.case_files("nope", str(tmp)),
+         argv=lambda tmp: ["validate", "--cases", "nope", "--cases-dir", str(tmp),
+                           "--out", str(tmp / "out")]),
+    Case("plot-sweep-missing", "path", match="no such file",
+         api=lambda tmp: dmft.sweep.load_sweep(tmp / "nope.nc"),
+         argv=lambda tmp: ["plot-sweep", str(tmp / "nope.nc")]),
+    Case("flag-not-a-number", "--d", "simulate", flags=["--d", "many"], api=None,
+         prefix="dmft: error: argument --d:"),
+]
+
+
+def test_catalogue_is_large_and_unique():
+    ids = [c.id for c in CASES]
+    assert len(ids) == len(set(ids))
+    both = [c for c in CASES if c.api is not None and c.argv is not None]
+    assert len(both) >= 30
+
+
+def run_main(argv, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as exc:            # argparse errors
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input(case, tmp_path, capsys, monkeypatch):
+    if case.skip and case.skip[0]:
+        pytest.skip(case.skip[1])
+    monkeypatch.chdir(tmp_path)
+    if case.api is not None:
+        api_dir = tmp_path / "api"
+        api_dir.mkdir()
+        with pytest.raises(ProblemError) as info:
+            case.call_api(api_dir)
+        assert isinstance(info.value, ValueError)
+        assert info.value.field == case.field, str(info.value)
+        assert str(info.value).startswith(case.field + ": ")
+        if case.match:
+            assert re.search(case.match, str(info.value), re.I), str(info.value)
+    if case.argv is not None:
+        cli_dir = tmp_path / "cli"
+        cli_dir.mkdir()
+        code, _, err = run_main(case.cli_argv(cli_dir), capsys)
+        lines = err.splitlines()
+        assert code == 2, err
+        assert len(lines) == 1, err
+        assert lines[0].startswith(case.prefix), lines[0]
+        assert "Traceback" not in err
+        if case.match:
+            assert re.search(case.match, lines[0], re.I), lines[0]
+        out = cli_dir / "out"            # nothing computed, nothing written
+        assert not out.exists() or not any(out.iterdir())
+
+
+def test_permission_denied_even_as_root(tmp_path, capsys, monkeypatch):
+    """The read-only case above is skipped for root (who ignores permissions): the same path
+    through a folder creation that fails with EACCES."""
+    real = os.makedirs
+
+    def makedirs(path, *args, **kwargs):
+        if "denied" in os.fspath(path):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "makedirs", makedirs)
+    config = _config(tmp_path, GOOD)
+    code, _, err = run_main(["run", str(config), "--out", str(tmp_path / "denied")], capsys)
+    assert code == 2 and err == f"dmft: error: out: cannot create directory " \
+                                f"{tmp_path / 'denied'}: Permission denied\n"
+    with pytest.raises(ProblemError, match="^out: cannot create directory .*Permission denied"):
+        dmft.sweep.run_sweep(str(config), "eta=0.1,0.2", out=str(tmp_path / "denied" / "s.nc"))
