@@ -1,6 +1,6 @@
 """Performance benchmark of dmft (issue: DMFT kernels at the memory-bandwidth floor).
 
-    .venv/bin/python benchmarks/bench.py            # everything, ~4 minutes on 2 cores
+    .venv/bin/python benchmarks/bench.py            # everything, ~3 minutes on 2 cores
     .venv/bin/python benchmarks/bench.py --quick    # skips the numpy baseline at 1e6 x 100
 
 Every measurement runs in its own subprocess (so that its peak RSS is its own), after a
@@ -185,15 +185,27 @@ def main():
             f"({bw / 1e9:.0f} GB/s, both cores): the sample side takes "
             f"{d['sample_side'] * bw / traffic:.1f} times that floor.")
     say()
-    Ts, tT = [25, 50, 100], []
+    Ts, mT = [25, 50, 100], []
     for T in Ts:
-        tT.append(measure("dmft", 200_000, T, 3)["time"])
-    Ns, tN = [100_000, 200_000, 400_000], []
+        mT.append(measure("dmft", 200_000, T, 3))
+    Ns, mN = [100_000, 200_000, 400_000, 800_000], []
     for N in Ns:
-        tN.append(measure("dmft", N, 50, 3)["time"])
-    say(f"Cost exponents: time ~ T^{fit_exponent(Ts, tT):.2f} at 2e5 paths (T = 25, 50, 100: "
-        + ", ".join(f"{x:.2f} s" for x in tT) + f"); time ~ N^{fit_exponent(Ns, tN):.2f} at "
-        "50 steps (N = 1e5, 2e5, 4e5: " + ", ".join(f"{x:.2f} s" for x in tN) + ").")
+        mN.append(measure("dmft", N, 50, 3))
+
+    def fmt(xs, ms, key):
+        return ", ".join(f"{m[key]:.2f} s" for m in ms)
+    say(f"Cost exponents (wall time of dmft.solve; in brackets the sample side alone, the part "
+        f"that scales as n_paths T^2 - the weight side is a fixed cost per solve, "
+        f"{mN[0]['weight_side']:.2f} s at 50 steps):")
+    say()
+    say(f"- in T at 2e5 paths (T = 25, 50, 100: {fmt(Ts, mT, 'time')}): "
+        f"T^{fit_exponent(Ts, [m['time'] for m in mT]):.2f} "
+        f"(sample side {fmt(Ts, mT, 'sample_side')}: "
+        f"T^{fit_exponent(Ts, [m['sample_side'] for m in mT]):.2f});")
+    say(f"- in n_paths at 50 steps (N = 1e5, 2e5, 4e5, 8e5: {fmt(Ns, mN, 'time')}): "
+        f"N^{fit_exponent(Ns, [m['time'] for m in mN]):.2f} "
+        f"(sample side {fmt(Ns, mN, 'sample_side')}: "
+        f"N^{fit_exponent(Ns, [m['sample_side'] for m in mN]):.2f}).")
     say()
     s = simulator_vs_streaming()
     say(f"Simulator: {1000 * s['per_step_sim']:.1f} ms per GD step at d = {s['d']}, "
