@@ -103,34 +103,41 @@ def d2sigma(code, x):
     return s * (1.0 - s)
 
 
-@njit(cache=True)
-def apply_sigma(code, order, x, out):
-    """out[i] = sigma^(order)(x[i]) for a contiguous chunk: the branch on the activation is
-    taken once, so each loop is branch-free (vectorised where the function allows)."""
+@njit(cache=True, fastmath={"contract"})
+def add_sigma(code, x, c, out):
+    """out[i] += c sigma(x[i]) over a contiguous chunk: the branch on the activation is taken
+    once, so each loop is branch-free (vectorised where the function allows)."""
     n = x.shape[0]
     if code == RELU:
-        if order == 0:
-            for i in range(n):
-                out[i] = x[i] if x[i] > 0.0 else 0.0
-        else:
-            for i in range(n):
-                out[i] = 1.0 if x[i] > 0.0 else 0.0
+        for i in range(n):
+            out[i] += c * (x[i] if x[i] > 0.0 else 0.0)
     elif code == LINEAR:
         for i in range(n):
-            out[i] = x[i] if order == 0 else 1.0
+            out[i] += c * x[i]
     elif code == QUADRATIC:
-        if order == 0:
-            for i in range(n):
-                out[i] = x[i] * x[i]
-        else:
-            for i in range(n):
-                out[i] = 2.0 * x[i]
-    elif order == 0:
         for i in range(n):
-            out[i] = sigma(code, x[i])
+            out[i] += c * x[i] * x[i]
     else:
         for i in range(n):
-            out[i] = dsigma(code, x[i])
+            out[i] += c * sigma(code, x[i])
+
+
+@njit(cache=True, fastmath={"contract"})
+def scaled_dsigma(code, x, w, c, out):
+    """out[i] = c w[i] sigma'(x[i]) over a contiguous chunk (branch taken once, as above)."""
+    n = x.shape[0]
+    if code == RELU:
+        for i in range(n):
+            out[i] = c * w[i] if x[i] > 0.0 else 0.0
+    elif code == LINEAR:
+        for i in range(n):
+            out[i] = c * w[i]
+    elif code == QUADRATIC:
+        for i in range(n):
+            out[i] = 2.0 * c * w[i] * x[i]
+    else:
+        for i in range(n):
+            out[i] = c * w[i] * dsigma(code, x[i])
 
 
 @njit(cache=True)

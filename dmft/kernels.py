@@ -46,7 +46,7 @@ detected).  Kernels return *sums* over each group's paths; the caller divides by
 import numpy as np
 from numba import njit, prange
 
-from .activations import apply_sigma, d2sigma, dsigma
+from .activations import add_sigma, d2sigma, dsigma, scaled_dsigma
 
 CHUNK = 256                 # paths per chunk (measured best of 64..4096 on AVX-512)
 _FM = {"reassoc", "contract"}
@@ -147,35 +147,28 @@ def _chunk_forward(t, i0, W, b, code, a, z, y, sqrt_alpha, lr, eps0, et, kap, g_
     for ii in range(W):
         YH[ii] = 0.0
         YT[ii] = 0.0
+    lr_t = lr if t >= 1 else 0.0                 # (R holds g_prev = 0 at t = 0 anyway)
     for j in range(p):                           # pre-activations, vectorised over the chunk
         nj, mj, rj = NZ[j, :W], MEM[j, :W], R[j, :W]
         hv, htv = HV[j, :W], HT[j, :W]
-        for ii in range(W):
-            nj[ii] = sqrt_alpha * nj[ii]
-        for l in range(p):
-            pc = P_t[b, j, l]
-            el = eps0[l, i0:i0 + W]
+        pc, el = P_t[b, j, 0], eps0[0, i0:i0 + W]
+        for ii in range(W):                      # NZ becomes omega(t)
+            nj[ii] = sqrt_alpha * nj[ii] + pc * el[ii]
+        for l in range(1, p):
+            pc, el = P_t[b, j, l], eps0[l, i0:i0 + W]
             for ii in range(W):
-                nj[ii] += pc * el[ii]            # NZ now holds omega(t)
-        for ii in range(W):
-            htv[ii] = nj[ii]
-        for q in range(k):
-            mc = M_t[b, j, q]
-            zq = z[q, i0:i0 + W]
+                nj[ii] += pc * el[ii]
+        mc, zq = M_t[b, j, 0], z[0, i0:i0 + W]
+        for ii in range(W):                      # HT: the test pre-activation M z* + omega
+            htv[ii] = nj[ii] + mc * zq[ii]
+        for q in range(1, k):
+            mc, zq = M_t[b, j, q], z[q, i0:i0 + W]
             for ii in range(W):
                 htv[ii] += mc * zq[ii]
-        if t >= 1:
-            for ii in range(W):
-                mj[ii] -= lr * rj[ii]
-        for ii in range(W):
-            hv[ii] = htv[ii] + mem_scale * mj[ii]
-        tmp = ACT[2, :W]
-        apply_sigma(code, 0, hv, tmp)
-        for ii in range(W):
-            YH[ii] += a[j] * tmp[ii]
-        apply_sigma(code, 0, htv, tmp)
-        for ii in range(W):
-            YT[ii] += a[j] * tmp[ii]
+        for ii in range(W):                      # HV: h = HT + memory - lr r(t-1)
+            hv[ii] = htv[ii] + mem_scale * (mj[ii] - lr_t * rj[ii])
+        add_sigma(code, hv, a[j], YH)
+        add_sigma(code, htv, a[j], YT)
     if mask.shape[0] == 0:                       # multi-pass: every path selected
         for ii in range(W):
             SEL[ii] = 1.0
@@ -187,24 +180,21 @@ def _chunk_forward(t, i0, W, b, code, a, z, y, sqrt_alpha, lr, eps0, et, kap, g_
     s0 = 0.0
     s1 = 0.0
     s2 = 0.0
-    for ii in range(W):
+    for ii in range(W):                          # ERR = s (yhat - y), s = 0 or 1
         sel = SEL[ii]
-        err = YH[ii] - yc[ii]
+        err = sel * (YH[ii] - yc[ii])
         e_test = YT[ii] - yc[ii]
         ERR[ii] = err
-        s0 += sel * 0.5 * err * err
+        s0 += 0.5 * err * err
         s1 += 0.5 * e_test * e_test
         s2 += sel
     sums[0] += s0
     sums[1] += s1
     sums[2] += s2
-    for j in range(p):
-        tmp = ACT[2, :W]
-        apply_sigma(code, 1, HV[j, :W], tmp)
-        gv = GV[j, :W]
-        gp = g_prev[j, i0:i0 + W]
+    for j in range(p):                           # g = s (yhat - y) a sigma'(h)
+        gv, gp = GV[j, :W], g_prev[j, i0:i0 + W]
+        scaled_dsigma(code, HV[j, :W], ERR[:W], a[j], gv)
         for ii in range(W):
-            gv[ii] = SEL[ii] * ERR[ii] * a[j] * tmp[ii]
             gp[ii] = gv[ii]
 
 
@@ -294,7 +284,7 @@ def step_stein(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, chunk
         R, R2, MEM, NZ = np.empty((p, CHUNK)), np.empty((p, CHUNK)), np.empty((p, CHUNK)), \
             np.empty((p, CHUNK))
         GV, HV, HT = np.empty((p, CHUNK)), np.empty((p, CHUNK)), np.empty((p, CHUNK))
-        ACT = np.empty((3, CHUNK))
+        ACT = np.empty((2, CHUNK))
         SEL, ERR, sums = np.empty(CHUNK), np.empty(CHUNK), np.zeros(3)
         for c in range(group_chunks[b], group_chunks[b + 1]):
             i0, W = chunks[c, 0], chunks[c, 1]
@@ -321,7 +311,7 @@ def step_pathwise(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, D_
         R, R2, MEM, NZ = np.empty((p, CHUNK)), np.empty((p, CHUNK)), np.empty((p, CHUNK)), \
             np.empty((p, CHUNK))
         GV, HV, HT = np.empty((p, CHUNK)), np.empty((p, CHUNK)), np.empty((p, CHUNK))
-        ACT = np.empty((3, CHUNK))
+        ACT = np.empty((2, CHUNK))
         SEL, ERR, sums = np.empty(CHUNK), np.empty(CHUNK), np.zeros(3)
         A = np.empty((t + 1, p, p))
         tmp = np.empty((p, p))
@@ -338,7 +328,7 @@ def step_pathwise(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, D_
                     sj = sel * a[j] * dsigma(code, HV[j, ii])
                     for l in range(p):
                         D_hist[t, i, j, l] = sj * a[l] * dsigma(code, HV[l, ii])
-                    D_hist[t, i, j, j] += sel * err * a[j] * d2sigma(code, HV[j, ii])
+                    D_hist[t, i, j, j] += err * a[j] * d2sigma(code, HV[j, ii])
                 for j in range(p):
                     for l in range(p):
                         A[t, j, l] = D_hist[t, i, j, l]
