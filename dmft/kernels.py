@@ -254,6 +254,27 @@ def _chunk_accumulate(t, i0, W, b, GV, R, NZ, z, eps0, et, kap, gg, gk, gz, om2,
 
 
 @njit(cache=True, parallel=True)
+def draw_inputs(gens, bounds, zT, xi, eps0):
+    """Each path's z* (``zT`` (k, N)), label-noise normal ``xi`` (N,) and eps0 ((p, N)), drawn
+    in parallel over groups from each group's generator, in the order (and so with the very
+    numbers) of NumPy's ``standard_normal((n_b, k))``, ``standard_normal(n_b)``,
+    ``standard_normal((p, n_b))``."""
+    G = bounds.shape[0] - 1
+    k, p = zT.shape[0], eps0.shape[0]
+    for b in prange(G):
+        gen = gens[b]
+        lo, hi = bounds[b], bounds[b + 1]
+        for i in range(lo, hi):
+            for q in range(k):
+                zT[q, i] = gen.standard_normal()
+        for i in range(lo, hi):
+            xi[i] = gen.standard_normal()
+        for j in range(p):
+            for i in range(lo, hi):
+                eps0[j, i] = gen.standard_normal()
+
+
+@njit(cache=True, parallel=True)
 def draw_eta(gens, eta, chunks, group_chunks):
     """The innovations eta(t) of every path and step, drawn once before the sweep: group b
     draws from its own generator ``gens[b]`` (Numba's port of NumPy's ziggurat gives NumPy's

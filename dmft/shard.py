@@ -62,16 +62,12 @@ class Shard:
         seqs = np.random.SeedSequence(seed).spawn(G)[g0:g1]
         self.rngs = tuple(np.random.default_rng(s) for s in seqs)
         self.zT = np.empty((k, n))
-        self.y = np.empty(n)
         self.eps0 = np.empty((p, n))           # per-path vectors stored by coordinate
-        masks = []
-        for b, rng in enumerate(self.rngs):
-            lo, hi = self.bounds[b], self.bounds[b + 1]
-            z = rng.standard_normal((hi - lo, k))
-            self.zT[:, lo:hi] = z.T
-            self.y[lo:hi] = pr.target(z) + math.sqrt(pr.noise) * rng.standard_normal(hi - lo)
-            self.eps0[:, lo:hi] = rng.standard_normal((p, hi - lo))
-            masks.append(pr.plan.mask(rng, hi - lo, T))
+        xi = np.empty(n)
+        kernels.draw_inputs(self.rngs, self.bounds, self.zT, xi, self.eps0)
+        self.y = pr.target(self.zT.T) + math.sqrt(pr.noise) * xi
+        masks = [pr.plan.mask(rng, self.bounds[b + 1] - self.bounds[b], T)
+                 for b, rng in enumerate(self.rngs)]
         if not np.all(np.isfinite(self.y)):
             bad = int(np.sum(~np.isfinite(self.y)))
             raise ProblemError("target", f"{pr.target.expr!r} is not finite at {bad} of {n} "
