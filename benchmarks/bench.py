@@ -35,7 +35,8 @@ def one(kind, N, T, repeats=1, history="float64"):
     walls = []
     if kind == "dmft":
         import dmft
-        dmft.solve(_problem(3), n_paths=2000, n_groups=8, seed=0, progress=False)   # warm-up
+        dmft.solve(_problem(3), n_paths=2000, seed=0, progress=False,
+                   history=history)                                                  # warm-up
         for _ in range(repeats):
             t0 = time.perf_counter()
             res = dmft.solve(_problem(T), n_paths=N, seed=0, progress=False, history=history)
