@@ -189,7 +189,7 @@ def main():
     Ts, mT = [25, 50, 100], []
     for T in Ts:
         mT.append(measure("dmft", 200_000, T, 3))
-    Ns, mN = [100_000, 200_000, 400_000, 800_000], []
+    Ns, mN = [200_000, 400_000, 800_000, 1_600_000], []
     for N in Ns:
         mN.append(measure("dmft", N, 50, 3))
 
@@ -197,13 +197,14 @@ def main():
         return ", ".join(f"{m[key]:.2f} s" for m in ms)
     say(f"Cost exponents (wall time of dmft.solve; in brackets the sample side alone, the part "
         f"that scales as n_paths T^2 - the weight side is a fixed cost per solve, "
-        f"{mN[0]['weight_side']:.2f} s at 50 steps):")
+        f"{mN[0]['weight_side']:.2f} s at 50 steps, and each step has a cost of about 1 ms "
+        f"that does not grow with n_paths, so n_paths starts at 2e5):")
     say()
     say(f"- in T at 2e5 paths (T = 25, 50, 100: {fmt(Ts, mT, 'time')}): "
         f"T^{fit_exponent(Ts, [m['time'] for m in mT]):.2f} "
         f"(sample side {fmt(Ts, mT, 'sample_side')}: "
         f"T^{fit_exponent(Ts, [m['sample_side'] for m in mT]):.2f});")
-    say(f"- in n_paths at 50 steps (N = 1e5, 2e5, 4e5, 8e5: {fmt(Ns, mN, 'time')}): "
+    say(f"- in n_paths at 50 steps (N = 2e5, 4e5, 8e5, 1.6e6: {fmt(Ns, mN, 'time')}): "
         f"N^{fit_exponent(Ns, [m['time'] for m in mN]):.2f} "
         f"(sample side {fmt(Ns, mN, 'sample_side')}: "
         f"N^{fit_exponent(Ns, [m['sample_side'] for m in mN]):.2f}).")
