@@ -54,15 +54,15 @@ _FM = {"reassoc", "contract"}
 
 @njit(cache=True, fastmath=_FM)
 def _chunk_forward(t, i0, W, b, code, a, z, y, sqrt_alpha, lr, eps0, et, kap, g_prev, P_t,
-                   B_row, K_prev, c_prev, K_inv_prev, M_t, mask, mem_scale, R, R2, MEM, NZ, GV,
+                   B_row, K_prev, c_prev, K_inv_prev, M_t, mask, mem_scale, R, R2, MEM, NZ,
                    HV, HT, ACT, SEL, ERR, sums):
     """The stages of the module docstring for the W paths of one chunk (global paths
     i0 .. i0+W-1 of group b; ``et`` and ``kap`` are the chunk's (T, p, CHUNK) histories).
 
     One pass over the history: whitening of kappa(t-2), r(t-1), the memory term and the
     field's memory of eta share the loop over past times.  Leaves r(t-1) in R and
-    ``kap[t-1]``, g in GV (and ``g_prev``), h in HV, the selection and yhat - y per path in
-    SEL and ERR; adds (s * train loss, test loss, s) to ``sums``."""
+    ``kap[t-1]``, g(t) in ``g_prev`` (read first as g(t-1)), h in HV, the selection and
+    s (yhat - y) per path in SEL and ERR; adds (s * train loss, test loss, s) to ``sums``."""
     p = a.shape[0]
     k = z.shape[0]                               # z is (k, N)
     for j in range(p):
@@ -192,24 +192,21 @@ def _chunk_forward(t, i0, W, b, code, a, z, y, sqrt_alpha, lr, eps0, et, kap, g_
     sums[1] += s1
     sums[2] += s2
     for j in range(p):                           # g = s (yhat - y) a sigma'(h)
-        gv, gp = GV[j, :W], g_prev[j, i0:i0 + W]
-        scaled_dsigma(code, HV[j, :W], ERR[:W], a[j], gv)
-        for ii in range(W):
-            gp[ii] = gv[ii]
+        scaled_dsigma(code, HV[j, :W], ERR[:W], a[j], g_prev[j, i0:i0 + W])
 
 
 @njit(cache=True, fastmath=_FM)
-def _chunk_accumulate(t, i0, W, b, GV, R, NZ, z, eps0, et, kap, gg, gk, gz, om2, kk, cw,
+def _chunk_accumulate(t, i0, W, b, g_prev, R, NZ, z, eps0, et, kap, gg, gk, gz, om2, kk, cw,
                       S_eps, S_eta, stein):
     """Per-group sums over the chunk: E[g g^T], E[g kappa(v)^T] (v < t; kappa(t-1) still raw),
     E[g z*^T], E[omega omega^T], E[r r^T], E[r kappa(w)^T] (w < t-1) and, for Stein,
     E[g eps0^T] and E[g eta(v)^T]; vector reductions over the chunk."""
-    p = GV.shape[0]
+    p = g_prev.shape[0]
     k = z.shape[0]                               # z is (k, N)
     for j in range(p):                           # 1-D slices: 2-D indexing in the loop
-        gj, nj, rj = GV[j, :W], NZ[j, :W], R[j, :W]      # would defeat the vectoriser
+        gj, nj, rj = g_prev[j, i0:i0 + W], NZ[j, :W], R[j, :W]  # would defeat the vectoriser
         for l in range(p):
-            gl, nl, rl, el = GV[l, :W], NZ[l, :W], R[l, :W], eps0[l, i0:i0 + W]
+            gl, nl, rl, el = g_prev[l, i0:i0 + W], NZ[l, :W], R[l, :W], eps0[l, i0:i0 + W]
             s1 = 0.0
             s2 = 0.0
             s3 = 0.0
@@ -236,7 +233,7 @@ def _chunk_accumulate(t, i0, W, b, GV, R, NZ, z, eps0, et, kap, gg, gk, gz, om2,
             kv = kap[v, l, :W]
             ev = et[v, l, :W]
             for j in range(p):
-                gj = GV[j, :W]
+                gj = g_prev[j, i0:i0 + W]
                 rj = R[j, :W]
                 s1 = 0.0
                 s2 = 0.0
@@ -293,6 +290,15 @@ def draw_eta(gens, eta, chunks, group_chunks):
                         eta[c, t, j, ii] = gen.standard_normal()
 
 
+@njit(cache=True)
+def _scratch(p):
+    """Per-thread chunk buffers of the forward pass: R, R2, MEM, NZ, HV, HT (p, CHUNK), ACT
+    (2, CHUNK) (yhat and the test prediction), SEL, ERR (CHUNK,) and the three loss sums."""
+    return (np.empty((p, CHUNK)), np.empty((p, CHUNK)), np.empty((p, CHUNK)),
+            np.empty((p, CHUNK)), np.empty((p, CHUNK)), np.empty((p, CHUNK)),
+            np.empty((2, CHUNK)), np.empty(CHUNK), np.empty(CHUNK), np.zeros(3))
+
+
 @njit(cache=True, parallel=True, fastmath=_FM)
 def step_stein(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, chunks, group_chunks,
                P_t, B_row, K_prev, c_prev, K_inv_prev, M_t, mask, mem_scale, gg, gk, gz, om2,
@@ -302,18 +308,14 @@ def step_stein(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, chunk
     G = group_chunks.shape[0] - 1
     p = a.shape[0]
     for b in prange(G):
-        R, R2, MEM, NZ = np.empty((p, CHUNK)), np.empty((p, CHUNK)), np.empty((p, CHUNK)), \
-            np.empty((p, CHUNK))
-        GV, HV, HT = np.empty((p, CHUNK)), np.empty((p, CHUNK)), np.empty((p, CHUNK))
-        ACT = np.empty((2, CHUNK))
-        SEL, ERR, sums = np.empty(CHUNK), np.empty(CHUNK), np.zeros(3)
+        R, R2, MEM, NZ, HV, HT, ACT, SEL, ERR, sums = _scratch(p)
         for c in range(group_chunks[b], group_chunks[b + 1]):
             i0, W = chunks[c, 0], chunks[c, 1]
             et, kap = eta[c], kappa[c]
             _chunk_forward(t, i0, W, b, code, a, z, y, sqrt_alpha, lr, eps0, et, kap, g_prev,
                            P_t, B_row, K_prev, c_prev, K_inv_prev, M_t, mask, mem_scale, R, R2,
-                           MEM, NZ, GV, HV, HT, ACT, SEL, ERR, sums)
-            _chunk_accumulate(t, i0, W, b, GV, R, NZ, z, eps0, et, kap, gg, gk, gz, om2, kk,
+                           MEM, NZ, HV, HT, ACT, SEL, ERR, sums)
+            _chunk_accumulate(t, i0, W, b, g_prev, R, NZ, z, eps0, et, kap, gg, gk, gz, om2, kk,
                               cw, S_eps, S_eta, True)
         for q in range(3):
             losses[b, q] += sums[q]
@@ -329,11 +331,7 @@ def step_pathwise(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, D_
     G = group_chunks.shape[0] - 1
     p = a.shape[0]
     for b in prange(G):
-        R, R2, MEM, NZ = np.empty((p, CHUNK)), np.empty((p, CHUNK)), np.empty((p, CHUNK)), \
-            np.empty((p, CHUNK))
-        GV, HV, HT = np.empty((p, CHUNK)), np.empty((p, CHUNK)), np.empty((p, CHUNK))
-        ACT = np.empty((2, CHUNK))
-        SEL, ERR, sums = np.empty(CHUNK), np.empty(CHUNK), np.zeros(3)
+        R, R2, MEM, NZ, HV, HT, ACT, SEL, ERR, sums = _scratch(p)
         A = np.empty((t + 1, p, p))
         tmp = np.empty((p, p))
         for c in range(group_chunks[b], group_chunks[b + 1]):
@@ -341,7 +339,7 @@ def step_pathwise(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, D_
             et, kap = eta[c], kappa[c]
             _chunk_forward(t, i0, W, b, code, a, z, y, sqrt_alpha, lr, eps0, et, kap, g_prev,
                            P_t, B_row, K_prev, c_prev, K_inv_prev, M_t, mask, mem_scale, R, R2,
-                           MEM, NZ, GV, HV, HT, ACT, SEL, ERR, sums)
+                           MEM, NZ, HV, HT, ACT, SEL, ERR, sums)
             for ii in range(W):
                 i = i0 + ii
                 sel, err = SEL[ii], ERR[ii]
@@ -371,7 +369,7 @@ def step_pathwise(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, D_
                     for j in range(p):
                         for l in range(p):
                             Rg_row[b, u, j, l] += A[u, j, l]
-            _chunk_accumulate(t, i0, W, b, GV, R, NZ, z, eps0, et, kap, gg, gk, gz, om2, kk,
+            _chunk_accumulate(t, i0, W, b, g_prev, R, NZ, z, eps0, et, kap, gg, gk, gz, om2, kk,
                               cw, om2, gk, False)
         for q in range(3):
             losses[b, q] += sums[q]

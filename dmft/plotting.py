@@ -19,6 +19,15 @@ def _figure(path, fig, size):
     return plt.figure(figsize=size)
 
 
+def finish(fig, path):
+    """Lay out ``fig`` and, when ``path`` is given, save it atomically; returns ``fig``."""
+    fig.tight_layout()
+    if path is not None:
+        from .io import _atomic_savefig
+        _atomic_savefig(fig, path)
+    return fig
+
+
 def plot_result(res, path=None, fig=None):
     """Three panels: normalised overlaps M_jr/sqrt(Q_jj), Q entries, train/test losses
     (for a DMFT Result or a SimResult).
@@ -49,11 +58,7 @@ def plot_result(res, path=None, fig=None):
         f"GD d={res.d}, {res.n_seeds} seeds"
     fig.suptitle(f"{what}:  f*={pr.target.expr}, {pr.activation}, p={p}, alpha={pr.alpha:g}, "
                  f"eta={pr.eta:g}" + ("" if res.ok else f"  [{res.status}]"), fontsize=10)
-    fig.tight_layout()
-    if path is not None:
-        from .io import _atomic_savefig
-        _atomic_savefig(fig, path)
-    return fig
+    return finish(fig, path)
 
 
 __all__ = ["plot_result"]
@@ -93,11 +98,7 @@ def plot_comparison(cmp, path=None, fig=None):
     fig.suptitle(f"DMFT (N={res.n_paths:g}) vs GD (d={sim.d}, {sim.n_seeds} seeds): "
                  f"f*={pr.target.expr}, {pr.activation}, p={p}, alpha={pr.alpha:g}, "
                  f"eta={pr.eta:g}", fontsize=10)
-    fig.tight_layout()
-    if path is not None:
-        from .io import _atomic_savefig
-        _atomic_savefig(fig, path)
-    return fig
+    return finish(fig, path)
 
 
 def plot_schedules(comparisons, path=None, fig=None):
@@ -130,8 +131,4 @@ def plot_schedules(comparisons, path=None, fig=None):
     fig.suptitle(f"DMFT (lines, bands) vs GD (squares, d={sim.d}, {sim.n_seeds} seeds): "
                  f"f*={pr.target.expr}, {pr.activation}, p={pr.p}, alpha={pr.alpha:g}, "
                  f"eta={pr.eta:g}", fontsize=10)
-    fig.tight_layout()
-    if path is not None:
-        from .io import _atomic_savefig
-        _atomic_savefig(fig, path)
-    return fig
+    return finish(fig, path)

@@ -100,10 +100,10 @@ class Shard:
         coef = (P_t, B_row, K_prev, c_prev, K_inv_prev, M_t, self.mask, self.mem_scale)
         if self.response == "stein":
             S_eps, S_eta = np.zeros((G, p, p)), np.zeros((G, t, p, p))
-            kernels.step_stein(*args, self.chunks, self.group_chunks, *coef, gg, gk, gz, om2, kk, cw, S_eps,
-                               S_eta, lo)
+            kernels.step_stein(*args, self.chunks, self.group_chunks, *coef, gg, gk, gz, om2,
+                               kk, cw, S_eps, S_eta, lo)
             return gg, gk, gz, om2, kk, cw, S_eps, S_eta, lo
         Rg = np.zeros((G, t + 1, p, p))
-        kernels.step_pathwise(*args, self.D_hist, self.chunks, self.group_chunks, *coef, R_theta, gg, gk, gz, om2,
-                              kk, cw, Rg, lo)
+        kernels.step_pathwise(*args, self.D_hist, self.chunks, self.group_chunks, *coef,
+                              R_theta, gg, gk, gz, om2, kk, cw, Rg, lo)
         return gg, gk, gz, om2, kk, cw, Rg, None, lo

@@ -72,7 +72,7 @@ def plot_sweep(ds, path=None, fig=None):
         panel of train (dashed) and test (solid) losses.  Two parameters: per schedule, a heat
         map of the overlap summary per direction and one of the test error.
     """
-    from .plotting import _figure
+    from .plotting import _figure, finish
     xdims, series = _layout(ds)
     k = ds.sizes["direction"]
     rows = len(_series(ds, series)) if len(xdims) == 2 else 1
@@ -84,11 +84,7 @@ def plot_sweep(ds, path=None, fig=None):
     pr = ds.attrs.get("problem", "")
     fig.suptitle(f"sweep of {' x '.join(xdims)} at t = {int(ds['t'].values[-1])}: "
                  f"{_title(pr)}", fontsize=10)
-    fig.tight_layout()
-    if path is not None:
-        from .io import _atomic_savefig
-        _atomic_savefig(fig, path)
-    return fig
+    return finish(fig, path)
 
 
 def _title(problem_json):
