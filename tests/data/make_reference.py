@@ -1,0 +1,51 @@
+"""Reference arrays of the default model (fixed readout, square loss, unconstrained GD), written
+at commit eb4b1ac, before the architecture and model changes: `python tests/data/make_reference.py
+tests/data/reference_v0.npz`.  tests/test_reference.py checks that the same seeds still give
+bit-identical arrays.  Regenerate only for an intended, documented change of numbers."""
+import sys
+import warnings
+import numpy as np
+import dmft
+
+CASES = {
+    "multipass_stein": (dict(target="tanh(z1 + He3(z2))", p=2, activation="relu", alpha=3.0,
+                             eta=0.2, ridge=0.01, noise=0.1, steps=6),
+                        dict(n_paths=20_000, seed=1)),
+    "multipass_f32": (dict(target="tanh(z1 + He3(z2))", p=2, activation="relu", alpha=3.0,
+                           eta=0.2, steps=5),
+                      dict(n_paths=20_000, seed=2, history="float32")),
+    "onepass": (dict(target="He3(z1) + 0.5*z1", p=2, activation="tanh", alpha=2.0, eta=0.5,
+                     steps=5, schedule="one-pass"), dict(n_paths=20_000, seed=3)),
+    "onepass_general": (dict(target="He3(z1) + 0.5*z1", p=2, activation="tanh", alpha=2.0,
+                             eta=0.5, steps=4, schedule="one-pass"),
+                        dict(n_paths=20_000, seed=3, method="general")),
+    "pathwise": (dict(target="tanh(2*z1) + 0.3*He2(z2)", p=2, activation="erf", alpha=2.0,
+                      eta=0.4, steps=5), dict(n_paths=20_000, seed=4, response="pathwise")),
+    "reuse2": (dict(target="He3(z1)", p=1, activation="tanh", alpha=2.0, eta=0.5, steps=5,
+                    schedule="reuse-2"), dict(n_paths=20_000, seed=5)),
+    "minibatch": (dict(target="z1 + z1*z2", p=3, activation="relu", alpha=2.0, eta=0.3,
+                       steps=4, schedule="minibatch-0.5", M0=[[0.1, 0.0], [0.0, 0.2], [0.0, 0.0]],
+                       Q0=[[1.0, 0.1, 0.0], [0.1, 1.0, 0.0], [0.0, 0.0, 0.5]]),
+                  dict(n_paths=20_000, seed=6)),
+}
+SIM = (dict(target="tanh(z1 + He3(z2))", p=2, activation="relu", alpha=2.0, eta=0.2,
+            ridge=0.01, noise=0.1, steps=4), dict(d=200, n_seeds=3, seed=7, n_jobs=1, n_test=2000))
+SIM_ONEPASS = (dict(target="He3(z1)", p=1, activation="tanh", alpha=1.5, eta=0.5, steps=3,
+                    schedule="one-pass"), dict(d=150, n_seeds=2, seed=8, n_jobs=1, n_test=1000))
+
+out = {}
+for name, (pk, sk) in CASES.items():
+    r = dmft.solve(dmft.Problem(**pk), progress=False, **sk)
+    for f in ("M", "Q", "overlap", "train_loss", "test_error", "C_theta", "R_theta", "C_g",
+              "R_g", "Psi"):
+        out[f"{name}/{f}"] = getattr(r, f)
+        out[f"{name}/{f}_err"] = getattr(r, f + "_err")
+    for f, x in r.replicas.items():
+        out[f"{name}/replica_{f}"] = x
+for name, (pk, sk) in (("sim", SIM), ("sim_onepass", SIM_ONEPASS)):
+    s = dmft.simulate(dmft.Problem(**pk), progress=False, **sk)
+    for f in ("M", "Q", "overlap", "train_loss", "test_error"):
+        out[f"{name}/{f}"] = getattr(s, f)
+        out[f"{name}/{f}_err"] = getattr(s, f + "_err")
+np.savez_compressed(sys.argv[1], **out)
+print(len(out), "arrays")
