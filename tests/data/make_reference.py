@@ -3,7 +3,6 @@ at commit eb4b1ac, before the architecture and model changes: `python tests/data
 tests/data/reference_v0.npz`.  tests/test_reference.py checks that the same seeds still give
 bit-identical arrays.  Regenerate only for an intended, documented change of numbers."""
 import sys
-import warnings
 import numpy as np
 import dmft
 
@@ -33,19 +32,25 @@ SIM = (dict(target="tanh(z1 + He3(z2))", p=2, activation="relu", alpha=2.0, eta=
 SIM_ONEPASS = (dict(target="He3(z1)", p=1, activation="tanh", alpha=1.5, eta=0.5, steps=3,
                     schedule="one-pass"), dict(d=150, n_seeds=2, seed=8, n_jobs=1, n_test=1000))
 
-out = {}
-for name, (pk, sk) in CASES.items():
-    r = dmft.solve(dmft.Problem(**pk), progress=False, **sk)
-    for f in ("M", "Q", "overlap", "train_loss", "test_error", "C_theta", "R_theta", "C_g",
-              "R_g", "Psi"):
-        out[f"{name}/{f}"] = getattr(r, f)
-        out[f"{name}/{f}_err"] = getattr(r, f + "_err")
-    for f, x in r.replicas.items():
-        out[f"{name}/replica_{f}"] = x
-for name, (pk, sk) in (("sim", SIM), ("sim_onepass", SIM_ONEPASS)):
-    s = dmft.simulate(dmft.Problem(**pk), progress=False, **sk)
-    for f in ("M", "Q", "overlap", "train_loss", "test_error"):
-        out[f"{name}/{f}"] = getattr(s, f)
-        out[f"{name}/{f}_err"] = getattr(s, f + "_err")
-np.savez_compressed(sys.argv[1], **out)
-print(len(out), "arrays")
+
+def main(path):
+    out = {}
+    for name, (pk, sk) in CASES.items():
+        r = dmft.solve(dmft.Problem(**pk), progress=False, **sk)
+        for f in ("M", "Q", "overlap", "train_loss", "test_error", "C_theta", "R_theta", "C_g",
+                  "R_g", "Psi"):
+            out[f"{name}/{f}"] = getattr(r, f)
+            out[f"{name}/{f}_err"] = getattr(r, f + "_err")
+        for f, x in r.replicas.items():
+            out[f"{name}/replica_{f}"] = x
+    for name, (pk, sk) in (("sim", SIM), ("sim_onepass", SIM_ONEPASS)):
+        s = dmft.simulate(dmft.Problem(**pk), progress=False, **sk)
+        for f in ("M", "Q", "overlap", "train_loss", "test_error"):
+            out[f"{name}/{f}"] = getattr(s, f)
+            out[f"{name}/{f}_err"] = getattr(s, f + "_err")
+    np.savez_compressed(path, **out)
+    print(len(out), "arrays")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
