@@ -53,6 +53,10 @@ def array(field, value, shape):
     return arr
 
 
+#: a run may use at most this fraction of the available memory (solver and simulator alike)
+MEMORY_HEADROOM = 0.8
+
+
 def available_bytes():
     """Memory available to a new allocation (MemAvailable of /proc/meminfo), or None when it
     cannot be known (then no memory check is made)."""
@@ -93,7 +97,7 @@ def check_solver_memory(problem, n_paths, n_groups, response="stein", method="au
     paths, kernels = solver_memory(problem, n_paths, n_groups, response, method, sharded,
                                    history)
     avail = available_bytes()
-    if avail is None or paths + kernels <= 0.9 * avail:
+    if avail is None or paths + kernels <= MEMORY_HEADROOM * avail:
         return
     field = "n_paths" if paths >= kernels else "steps"
     hint = "lower n_paths (or shard the paths over a Dask cluster)" if field == "n_paths" else \

@@ -14,6 +14,7 @@ Exit codes (also in the README):
        ``dmft: warning: ... diverged ...``, names the step
 4      internal error (a bug): one line on stderr; set ``DMFT_TRACEBACK=1`` for the traceback
 130    interrupted (Ctrl-C); files already written are complete (every write is atomic)
+141    the output pipe was closed by its reader (``dmft ... | head``): stopped quietly
 =====  ======================================================================================
 
 ``dmft sweep`` returns 0 when points diverge: diverged points are data, flagged in the sweep
@@ -24,267 +25,148 @@ import os
 import sys
 import warnings
 
-import numpy as np
-
+from .version import __version__
+from .commands import (EXIT_BROKEN_PIPE, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, cmd_compare,
+                       cmd_learnability, cmd_plot_sweep, cmd_run, cmd_simulate, cmd_sweep,
+                       cmd_validate)
 from .errors import DivergenceWarning, KernelProjectionWarning, ProblemError
-from .io import atomic_write, ensure_dir, write_text
+from .options import SIMULATION, SOLVER
 
-EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_DIVERGED, EXIT_INTERNAL = 0, 1, 2, 3, 4
-EXIT_INTERRUPTED = 130
+CONFIG_HELP = """\
+A config is a TOML file with a [problem] table (the fields of dmft.Problem: target, p,
+activation, a, alpha, eta, ridge, noise, steps, M0, Q0, k, schedule), and optional [solver]
+({solver}) and [simulation] ({simulation}) tables; a flag overrides the table's value.
+Example:
+
+  [problem]
+  target = "tanh(z1 + He3(z2))"
+  p = 2
+  activation = "relu"
+  alpha = 3.0
+  eta = 0.2
+  steps = 6
+
+  [solver]
+  n_paths = 1_000_000
+  seed = 0
+
+  [simulation]
+  d = 2000
+  n_seeds = 16
+"""
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         print(f"dmft: error: {message}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(EXIT_INPUT)
 
 
-def _curves_csv(res, path):
-    """Plain-text table of the curves (one row per step) written next to the netCDF file
-    (a DMFT Result or a SimResult)."""
-    p, k = res.problem.p, res.problem.k
-    cols = ["t", "train_loss", "train_loss_err", "test_error", "test_error_err"]
-    data = [res.t, res.train_loss, res.train_loss_err, res.test_error, res.test_error_err]
-    for j in range(p):
-        for r in range(k):
-            cols += [f"M_{j + 1}{r + 1}", f"M_{j + 1}{r + 1}_err"]
-            data += [res.M[:, j, r], res.M_err[:, j, r]]
-    for j in range(p):
-        for l in range(j, p):
-            cols += [f"Q_{j + 1}{l + 1}", f"Q_{j + 1}{l + 1}_err"]
-            data += [res.Q[:, j, l], res.Q_err[:, j, l]]
-    atomic_write(path, lambda tmp: np.savetxt(tmp, np.column_stack(data), delimiter=",",
-                                              header=",".join(cols), comments=""), "out")
+def _option_flags(cmd, option_sets):
+    """One flag per declared option that has one (:mod:`dmft.options`); an option of several
+    sets (seed, progress) gets one flag that sets it for each.  Values are parsed and checked
+    by the command (:func:`dmft.commands.flag_values`), so errors name the option."""
+    seen = set()
+    for options in option_sets:
+        for o in options:
+            if not o.cli or o.name in seen:
+                continue
+            seen.add(o.name)
+            shared = [s.table for s in option_sets if o.name in s]
+            who = " and ".join(shared)
+            text = f"{o.describe()}; overrides [{'] and ['.join(shared)}] {o.name}"
+            if o.kind == "progress":
+                cmd.add_argument("--progress", action=argparse.BooleanOptionalAction,
+                                 default=None, dest="opt_progress",
+                                 help=f"show a progress bar ({who}); default: when the run "
+                                      f"is expected to take more than a few seconds")
+                continue
+            names = [o.flag] + (["--seeds"] if o.name == "n_seeds" else [])
+            meta = "{" + ",".join(o.choices) + "}" if o.choices else o.name.upper()
+            cmd.add_argument(*names, default=None, dest="opt_" + o.name, metavar=meta,
+                             help=text.replace("%", "%%"))
 
 
-def _load(args):
-    """Config, problem and output stem: the config is checked and the output folder made
-    (and probed for writing) before any work is done."""
-    from .config import problem_from_config, read_config
-    shards = getattr(args, "shards", None)
-    if shards is not None and shards < 1:
-        raise ProblemError("shards", f"must be >= 1, got {shards}")
-    cfg = read_config(args.config)
-    problem = problem_from_config(cfg)
-    base = os.path.join(args.out, os.path.splitext(os.path.basename(args.config))[0])
-    ensure_dir(args.out, "out")
-    return cfg, problem, base
-
-
-def _solver_options(cfg, problem, args):
-    """Options of :func:`dmft.solve` from [solver] and the flags, checked before any work."""
-    import inspect
-
-    from .config import solver_options
-    from .solver import _check_solver_args, solve
-    opts = solver_options(cfg, seed=args.seed, n_paths=getattr(args, "n_paths", None))
-    opts.setdefault("seed", 0)
-    full = {k: v.default for k, v in inspect.signature(solve).parameters.items()
-            if v.default is not inspect.Parameter.empty}
-    full.update(opts)
-    sharded = bool(getattr(args, "scheduler", None) or getattr(args, "shards", None))
-    _check_solver_args(problem, full["n_paths"], full["seed"], full["response"],
-                       full["n_groups"], full["stein_rtol"], full["method"], sharded)
-    return opts
-
-
-def _simulation_options(cfg, problem, args):
-    """Options of :func:`dmft.simulate` from [simulation] and the flags, checked before any
-    work."""
-    from .config import simulation_options
-    from .simulate import check_simulation_args
-    opts = simulation_options(cfg, seed=args.seed, d=getattr(args, "d", None),
-                              n_seeds=getattr(args, "seeds", None))
-    opts.setdefault("seed", 0)
-    check_simulation_args(problem, **{k: v for k, v in opts.items() if k != "progress"})
-    return opts
-
-
-def _solve(problem, opts, args, base):
-    from .solver import solve
-    scheduler, shards = getattr(args, "scheduler", None), getattr(args, "shards", None)
-    if scheduler or shards:
-        res = _solve_sharded(problem, opts, scheduler, shards)
-    else:
-        res = solve(problem, **opts)
-    res.save(base + "_dmft.nc")
-    _curves_csv(res, base + "_dmft.csv")
-    return res
-
-
-def _solve_sharded(problem, opts, scheduler, shards):
-    """Monte Carlo paths sharded over Dask workers: an existing scheduler, or a local cluster."""
-    from distributed import Client, LocalCluster
-
-    from .solver import solve
-    if scheduler:
-        try:
-            client = Client(scheduler, timeout="10s")
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise ProblemError("scheduler", f"cannot connect to {scheduler}: {exc}") from None
-        with client:
-            return solve(problem, client=client, n_shards=shards, **opts)
-    with LocalCluster(n_workers=shards, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
-        return solve(problem, client=client, n_shards=shards, **opts)
-
-
-def _simulate(problem, opts, base):
-    from .simulate import simulate
-    sim = simulate(problem, **opts)
-    sim.save(base + "_sim.nc")
-    _curves_csv(sim, base + "_sim.csv")
-    return sim
-
-
-def _outcome(runs):
-    """Exit code of run/simulate/compare: 3 (and one line on stderr per diverged run, naming
-    the step) when a run diverged, its partial result having been written; 0 otherwise."""
-    code = EXIT_OK
-    for what, run, path in runs:
-        if not run.ok:
-            kept = f"steps 0..{run.steps_completed}" if run.steps_completed >= 0 else \
-                "no step completed"
-            print(f"dmft: warning: {what} diverged ({run.message}); partial result "
-                  f"({kept}) written to {path}", file=sys.stderr)
-            code = EXIT_DIVERGED
-    return code
-
-
-def cmd_run(args):
-    """`dmft run CONFIG`: solve the DMFT, write data, figure and summary."""
-    cfg, problem, base = _load(args)
-    opts = _solver_options(cfg, problem, args)
-    res = _solve(problem, opts, args, base)
-    res.plot(base + "_dmft.png")
-    print(res.summary())
-    print(f"wrote {base}_dmft.nc, {base}_dmft.csv, {base}_dmft.png")
-    return _outcome([("DMFT", res, base + "_dmft.nc")])
-
-
-def cmd_simulate(args):
-    """`dmft simulate CONFIG`: finite-size GD over seeds, write data, figure and summary."""
-    cfg, problem, base = _load(args)
-    opts = _simulation_options(cfg, problem, args)
-    sim = _simulate(problem, opts, base)
-    sim.plot(base + "_sim.png")
-    print(sim.summary())
-    print(f"wrote {base}_sim.nc, {base}_sim.csv, {base}_sim.png")
-    return _outcome([("simulation", sim, base + "_sim.nc")])
-
-
-def cmd_compare(args):
-    """`dmft compare CONFIG [--schedules ...]`: DMFT and simulation, z-scores and overlay."""
-    from .compare import compare
-    from .schedules import parse_schedule
-    cfg, problem, base = _load(args)
-    if args.schedules is not None:
-        names = [parse_schedule(x.strip(), "schedules").name
-                 for x in args.schedules.split(",") if x.strip()]
-        if not names:
-            raise ProblemError("schedules", f"no schedule in {args.schedules!r}")
-        problems = [problem.replace(schedule=name) for name in names]
-    else:
-        problems = [problem]
-    plans = [(pr, _solver_options(cfg, pr, args), _simulation_options(cfg, pr, args))
-             for pr in problems]
-    cmps, tables, runs = [], [], []
-    for pr, sopts, mopts in plans:
-        stem = base if len(problems) == 1 else f"{base}_{pr.schedule}"
-        res = _solve(pr, sopts, args, stem)
-        sim = _simulate(pr, mopts, stem)
-        cmp = compare(res, sim)
-        cmps.append(cmp)
-        runs += [(f"DMFT ({pr.schedule})", res, stem + "_dmft.nc"),
-                 (f"simulation ({pr.schedule})", sim, stem + "_sim.nc")]
-        print(res.summary())
-        print(sim.summary())
-        tables.append(f"schedule {pr.schedule}\n{cmp.table()}")
-        print(tables[-1])
-    if len(cmps) == 1:
-        cmps[0].plot(base + "_compare.png")
-    else:
-        from .plotting import plot_schedules
-        plot_schedules(cmps, base + "_compare.png")
-    write_text(base + "_compare.txt", "\n\n".join(tables) + "\n", "out")
-    print(f"wrote data under {args.out}/, {base}_compare.png, {base}_compare.txt")
-    return _outcome(runs)
-
-
-def cmd_validate(args):
-    """`dmft validate [--quick]`: the validation suite; exit code 1 when a case fails."""
-    from .validation import case_files, run_suite
-    out = args.out or ("out/validation-quick" if args.quick else "validation/results")
-    files = case_files(args.cases, args.cases_dir)
-    if args.background:
-        import subprocess
-        ensure_dir(out, "out")
-        argv = [sys.executable, "-m", "dmft", "validate", "--out", out]
-        argv += ["--quick"] if args.quick else []
-        argv += ["--cases", args.cases] if args.cases else []
-        argv += ["--cases-dir", args.cases_dir] if args.cases_dir else []
-        log = os.path.join(out, "validate.log")
-        with open(log, "ab") as fh:
-            proc = subprocess.Popen(argv, stdout=fh, stderr=fh, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
-        print(f"validation running in the background (pid {proc.pid}); follow it with "
-              f"`tail -f {log}`; rerun the same command to resume after an interruption")
-        return 0
-    results = run_suite(files, out, quick=args.quick, progress=not args.no_progress)
-    failed = [r["case"] for r in results if not r["passed"]]
-    total = sum(r["runtime_s"]["total"] for r in results)
-    print(f"{len(results) - len(failed)} passed, {len(failed)} failed "
-          f"(compute {total:.0f} s); report: {os.path.join(out, 'report.md')}")
-    return 1 if failed else 0
-
-
-def build_parser():
-    """The argparse parser of the `dmft` command (sub-commands and their options)."""
-    parser = _Parser(prog="dmft", description="DMFT of gradient descent in two-layer networks")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+def _run_commands(sub):
     helps = {"run": "solve the DMFT for a TOML config",
              "simulate": "finite-size GD simulations for a TOML config",
              "compare": "DMFT and simulations on one figure, with an agreement table"}
-    for name, func in (("run", cmd_run), ("simulate", cmd_simulate), ("compare", cmd_compare)):
-        cmd = sub.add_parser(name, help=helps[name])
+    sets = {"run": (SOLVER,), "simulate": (SIMULATION,), "compare": (SOLVER, SIMULATION)}
+    funcs = {"run": cmd_run, "simulate": cmd_simulate, "compare": cmd_compare}
+    epilog = CONFIG_HELP.format(solver=", ".join(SOLVER.names(toml=True)),
+                                simulation=", ".join(SIMULATION.names(toml=True)))
+    for name, help_text in helps.items():
+        cmd = sub.add_parser(name, help=help_text, description=help_text + ".", epilog=epilog,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
         cmd.add_argument("config", help="TOML file with [problem], [solver], [simulation] tables")
         cmd.add_argument("--out", default="out", help="output folder (default: out)")
-        cmd.add_argument("--seed", type=int, default=None, help="seed of DMFT and simulations")
+        _option_flags(cmd, sets[name])
         if name in ("run", "compare"):
-            cmd.add_argument("--n-paths", type=int, default=None, dest="n_paths")
-            cmd.add_argument("--scheduler", default=None,
-                             help="shard the Monte Carlo paths over this Dask scheduler")
-            cmd.add_argument("--shards", type=int, default=None,
-                             help="shard the paths over a local Dask cluster of N workers")
-        if name in ("simulate", "compare"):
-            cmd.add_argument("--d", type=int, default=None, help="input dimension")
-            cmd.add_argument("--seeds", type=int, default=None, help="number of seeds")
+            cmd.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                             help="shard the Monte Carlo paths over the workers of this running "
+                                  "Dask scheduler (e.g. tcp://10.0.0.5:8786)")
+            cmd.add_argument("--shards", default=None, metavar="N",
+                             help="shard the paths in N parts (over a local Dask cluster of N "
+                                  "workers unless --scheduler is given)")
         if name == "compare":
-            cmd.add_argument("--schedules", default=None,
+            cmd.add_argument("--schedules", default=None, metavar="A,B",
                              help="comma-separated schedules to overlay, e.g. one-pass,multi-pass")
-        cmd.set_defaults(func=func)
+        cmd.set_defaults(func=funcs[name])
+
+
+def _other_commands(sub):
     val = sub.add_parser("validate", help="DMFT against simulations on the validation cases")
     val.add_argument("--quick", action="store_true", help="small d, few seeds, short horizons")
     val.add_argument("--cases", default=None, help="comma-separated case names (default: all)")
     val.add_argument("--cases-dir", default=None, dest="cases_dir",
-                     help="folder of case files (default: validation/cases)")
+                     help="folder of case files (default: the cases shipped with dmft)")
     val.add_argument("--out", default=None, help="output folder (default: validation/results, "
                                                  "or out/validation-quick with --quick)")
     val.add_argument("--background", action="store_true", help="detach, log to OUT/validate.log")
-    val.add_argument("--no-progress", action="store_true", dest="no_progress")
+    val.add_argument("--no-progress", action="store_true", dest="no_progress",
+                     help="no progress bar")
     val.set_defaults(func=cmd_validate)
-    from .sweep import add_plot_arguments, add_sweep_arguments, run_plot_args, run_sweep_args
     sw = sub.add_parser("sweep", help="a grid of DMFT runs (and simulations) on Dask")
-    add_sweep_arguments(sw)
-    sw.set_defaults(func=run_sweep_args)
+    add = sw.add_argument
+    add("config", help="TOML file with [problem], [solver], [simulation] tables")
+    add("--param", action="append", default=[], metavar="NAME=VALUES", help="swept field: "
+        "eta=0.05:2.0:40 (linspace), eta=0.01:1:20:log (geomspace) or alpha=1,2,4; repeatable")
+    add("--schedules", default=None, help="comma-separated schedules, e.g. one-pass,multi-pass")
+    add("--simulate", action="store_true", help="also finite-size GD at every point")
+    add("--scheduler", default=None, help="dask scheduler address (default: a local cluster)")
+    add("--workers", type=int, default=None, help="local worker processes (default: CPUs)")
+    add("--out", default=None, help="netCDF output (default: out/<config name>_sweep.nc)")
+    add("--no-progress", action="store_true", dest="no_progress", help="no progress bar")
+    sw.set_defaults(func=cmd_sweep)
     ps = sub.add_parser("plot-sweep", help="figures of a sweep file")
-    add_plot_arguments(ps)
-    ps.set_defaults(func=run_plot_args)
-    from .learnability import add_arguments, run_args
+    ps.add_argument("file", help="a sweep written by dmft sweep")
+    ps.add_argument("--out", default=None, help="figure (default: FILE with .png)")
+    ps.set_defaults(func=cmd_plot_sweep)
     learn = sub.add_parser("learnability", help="which directions one-pass and batch-reusing "
-                                                "GD learn (THEORY.md section 4)")
-    add_arguments(learn)
-    learn.set_defaults(func=run_args)
+                                                "GD learn: information and leap exponents")
+    add = learn.add_argument
+    add("expr", help="target expression of z1..zk, e.g. 'tanh(z1 + He3(z2))'")
+    add("--json", action="store_true", help="print the result as JSON")
+    add("--check-dmft", action="store_true", dest="check_dmft",
+        help="compare with short multi-pass and one-pass DMFT runs")
+    add("--k", type=int, default=None, help="number of target directions")
+    add("--order", type=int, default=None, help="highest Hermite order examined")
+    learn.set_defaults(func=cmd_learnability)
+
+
+def build_parser():
+    """The argparse parser of the ``dmft`` command (sub-commands and their options).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The parser; ``parse_args`` gives a namespace whose ``func`` runs the sub-command.
+    """
+    parser = _Parser(prog="dmft", description="DMFT of gradient descent in two-layer networks")
+    parser.add_argument("--version", action="version", version=f"dmft {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _run_commands(sub)
+    _other_commands(sub)
     return parser
 
 
@@ -322,6 +204,10 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("dmft: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:           # the reader went away (dmft ... | head): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except Exception as exc:                     # noqa: BLE001 (a bug: say so in one line)
         if os.environ.get("DMFT_TRACEBACK"):
             raise

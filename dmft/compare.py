@@ -5,12 +5,18 @@ the upper triangle of Q, the train loss and the test error, at every step.  Entr
 exact on both sides (M and Q at t = 0) have zero combined error and are reported as z = 0 when
 they agree to 1e-9.
 """
+from dataclasses import dataclass
+
 import numpy as np
 
+from .errors import ProblemError
+
 OBSERVABLES = ("M", "Q", "train_loss", "test_error")
+#: agreement: every (normal-equivalent) |z| at most this
+Z_MAX = 3.5
 
 
-def _entries(name, x):
+def entries(name, x):
     """(T+1, m) array of the independent entries of an observable."""
     if name == "Q":
         iu = np.triu_indices(x.shape[-1])
@@ -18,11 +24,14 @@ def _entries(name, x):
     return x.reshape(x.shape[0], -1)
 
 
+@dataclass(eq=False)
 class Comparison:
-    """z-scores of DMFT against simulation.  ``z[name]`` has shape (T+1, entries)."""
+    """z-scores of a DMFT :class:`~dmft.Result` against a :class:`~dmft.SimResult`:
+    ``z[name]`` has shape (T+1, entries) (:func:`entries`) for each of :data:`OBSERVABLES`."""
 
-    def __init__(self, result, sim, z):
-        self.result, self.sim, self.z = result, sim, z
+    result: object
+    sim: object
+    z: dict
 
     def worst(self, names=OBSERVABLES):
         """Largest |z| over the given observables and all steps (NaN-aware)."""
@@ -41,7 +50,7 @@ class Comparison:
             t = int(np.nanargmax(np.nanmax(a, axis=1))) if np.isfinite(a).any() else 0
             lines.append(f"{n:<11}  {np.nanmax(a):8.2f}  {t:7d}")
         lines.append(f"d = {self.sim.d}, {self.sim.n_seeds} seeds; DMFT {self.result.n_paths} "
-                     f"paths.  |z| <= 3.5 everywhere: {self.worst() <= 3.5}")
+                     f"paths.  |z| <= {Z_MAX} everywhere: {self.worst() <= Z_MAX}")
         return "\n".join(lines)
 
     def plot(self, path=None, fig=None):
@@ -51,14 +60,24 @@ class Comparison:
 
 
 def compare(result, sim):
-    """Compare a DMFT :class:`~dmft.Result` with a :class:`~dmft.simulate.SimResult`."""
-    from .errors import ProblemError
+    """Compare a DMFT :class:`~dmft.Result` with a :class:`~dmft.SimResult`.
+
+    Parameters
+    ----------
+    result : Result
+    sim : SimResult
+        A simulation of the same problem.
+
+    Returns
+    -------
+    Comparison
+    """
     if result.problem.to_dict() != sim.problem.to_dict():
         raise ProblemError("sim", "the simulation was run for a different problem")
     z = {}
     for name in OBSERVABLES:
-        th, eth = _entries(name, getattr(result, name)), _entries(name, getattr(result, name + "_err"))
-        sm, esm = _entries(name, getattr(sim, name)), _entries(name, getattr(sim, name + "_err"))
+        th, eth = entries(name, getattr(result, name)), entries(name, getattr(result, name + "_err"))
+        sm, esm = entries(name, getattr(sim, name)), entries(name, getattr(sim, name + "_err"))
         diff, den = th - sm, np.sqrt(eth ** 2 + esm ** 2)
         with np.errstate(invalid="ignore", divide="ignore"):
             zz = diff / den

@@ -1,5 +1,6 @@
-"""TOML configuration files: ``[problem]`` (Problem fields), ``[solver]`` (options of
-:func:`dmft.solve`) and ``[simulation]`` (options of :func:`dmft.simulate`).
+"""TOML configuration files: ``[problem]`` (the fields of :class:`~dmft.Problem`), ``[solver]``
+(options of :func:`dmft.solve`), ``[simulation]`` (options of :func:`dmft.simulate`) and, for
+validation cases, ``[validation]``.
 
 Example::
 
@@ -19,8 +20,12 @@ Example::
     d = 2000
     n_seeds = 16
     seed = 0
+
+Every command checks the whole file (all tables, whatever it runs) through
+:func:`check_config`, before any work.
 """
 import os
+from dataclasses import dataclass
 
 try:
     import tomllib
@@ -28,16 +33,25 @@ except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib
 
 from .errors import ProblemError
+from .options import SIMULATION, SOLVER
 from .problem import Problem
 
-SOLVER_KEYS = ("n_paths", "seed", "response", "n_groups", "stein_rtol", "progress", "method",
-               "history")
-SIMULATION_KEYS = ("d", "n_seeds", "seed", "dtype", "n_jobs", "n_test", "progress")
 TABLES = ("problem", "solver", "simulation", "validation")
 
 
 def read_config(path):
-    """Parse a TOML config; returns the dict of tables (unknown tables are an error)."""
+    """Parse a TOML config; returns the dict of tables (unknown tables are an error).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The TOML file.
+
+    Returns
+    -------
+    dict
+        ``{table name: dict}``; ``problem`` is always present.
+    """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise ProblemError("config", f"no such file: {path}")
@@ -50,36 +64,92 @@ def read_config(path):
         raise ProblemError("config", f"{path} is not valid TOML: {exc}") from None
     except OSError as exc:
         raise ProblemError("config", f"cannot read {path}: {exc.strerror or exc}") from None
+    return check_tables(cfg, path)
+
+
+def check_tables(cfg, where="the config"):
+    """The tables of a config dict: known names, tables where tables are expected and a
+    ``[problem]`` table; returns ``cfg``."""
+    if not isinstance(cfg, dict):
+        raise ProblemError("config", "expected a dict of tables")
     unknown = sorted(set(cfg) - set(TABLES))
     if unknown:
-        raise ProblemError(unknown[0], f"unknown table in {path}; known: {', '.join(TABLES)}")
+        raise ProblemError(unknown[0], f"unknown table in {where}; known: {', '.join(TABLES)}")
     for name in TABLES:
         if name in cfg and not isinstance(cfg[name], dict):
             raise ProblemError(name, f"must be a table ([{name}])")
     if "problem" not in cfg:
-        raise ProblemError("problem", f"{path} has no [problem] table")
+        raise ProblemError("problem", f"{where} has no [problem] table")
     return cfg
 
 
+@dataclass
+class Config:
+    """A checked config: the problem and the complete, checked options of the solver and of
+    the simulator (defaults filled in; command-line overrides applied)."""
+
+    problem: Problem
+    solver: dict
+    simulation: dict
+    tables: dict
+
+
 def problem_from_config(cfg):
-    """The :class:`~dmft.Problem` of a config's ``[problem]`` table."""
+    """The :class:`~dmft.Problem` of a config's ``[problem]`` table.
+
+    Parameters
+    ----------
+    cfg : dict
+        Tables of a config (:func:`read_config`).
+
+    Returns
+    -------
+    Problem
+    """
     return Problem.from_dict(dict(cfg["problem"]))
 
 
-def _options(cfg, table, keys, overrides):
-    opts = dict(cfg.get(table, {}))
-    unknown = sorted(set(opts) - set(keys))
-    if unknown:
-        raise ProblemError(unknown[0], f"unknown [{table}] option; known: {', '.join(keys)}")
-    opts.update({k: v for k, v in overrides.items() if v is not None})
-    return opts
+def table_options(cfg, options):
+    """The options set in the config's table for ``options`` (an
+    :class:`~dmft.options.OptionSet`), each checked against its declaration."""
+    values = dict(cfg.get(options.table, {}))
+    known = options.names(toml=True)
+    for key in values:
+        if key not in known:
+            raise ProblemError(key, f"unknown [{options.table}] option; known: "
+                                    f"{', '.join(known)}")
+    return options.check(values)
 
 
-def solver_options(cfg, **overrides):
-    """Keyword arguments of :func:`dmft.solve` from ``[solver]`` plus non-None overrides."""
-    return _options(cfg, "solver", SOLVER_KEYS, overrides)
+def check_config(cfg, solver=None, simulation=None, problem=None):
+    """Check a whole config (every table, whatever the command runs) and return a
+    :class:`Config`.
 
+    Parameters
+    ----------
+    cfg : dict
+        Tables of a config (:func:`read_config`).
+    solver, simulation : dict, optional
+        Overrides of ``[solver]`` and ``[simulation]`` values (e.g. from command-line flags;
+        None values are ignored).
+    problem : Problem, optional
+        Use this problem instead of the ``[problem]`` table's (e.g. another schedule).
 
-def simulation_options(cfg, **overrides):
-    """Keyword arguments of :func:`dmft.simulate` from ``[simulation]`` plus overrides."""
-    return _options(cfg, "simulation", SIMULATION_KEYS, overrides)
+    Returns
+    -------
+    Config
+        The problem and the complete solver and simulation options, checked together
+        (:func:`dmft.solver.solver_settings`, :func:`dmft.simulate.simulation_settings`).
+    """
+    from .simulate import simulation_settings
+    from .solver import solver_settings
+    check_tables(cfg)
+    problem = problem or problem_from_config(cfg)
+    sopts = table_options(cfg, SOLVER)
+    sopts.update({k: v for k, v in (solver or {}).items() if v is not None})
+    mopts = table_options(cfg, SIMULATION)
+    mopts.update({k: v for k, v in (simulation or {}).items() if v is not None})
+    for opts in (sopts, mopts):            # a config's runs are reproducible: seed 0 by default
+        opts.setdefault("seed", 0)
+    return Config(problem, solver_settings(problem, **sopts),
+                  simulation_settings(problem, **mopts), cfg)

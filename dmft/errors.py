@@ -31,6 +31,9 @@ class KernelProjectionWarning(RuntimeWarning):
     """A Monte Carlo kernel was not positive semi-definite beyond round-off and was projected."""
 
 
+#: the dynamics counts as diverged when |C_theta(t, t)| or |M| (the simulator: |Q|) exceeds this
+DIVERGENCE = 1e10
+
 #: a negative eigenvalue of a covariance kernel is reported (KernelProjectionWarning) when it
 #: exceeds this fraction of the kernel's largest eigenvalue; below it, it is round-off (float64
 #: cancellation leaves ~1e-15) and is clipped silently

@@ -4,11 +4,12 @@ One call advances every path by one step t (see :mod:`dmft.weight` for the repre
 
     kappa(t-2) = K(t-2,t-2)^+ [r(t-2) - sum_{w<t-2} c(w) kappa(w)]  (finish whitening the last-but-one)
     r(t-1)     = g(t-1) - sum_{w<t-1} K(t-1, w) kappa(w)            (innovation of the path's own g)
-    omega(t)   = P(t) eps0 + sqrt(alpha) sum_{v<t} B(t, v) eta(v)   (Gaussian field)
-    h(t)       = M(t) z* + omega(t) + sum_{v<t-1} B(t, v) kappa(v) - lr r(t-1)    (memory term)
+    omega(t)   = P(t) eps0 + sqrt(alpha) sum_{v<t} B(t, v) nu(v)    (Gaussian field)
+    h(t)       = M(t) z* + omega(t) + sum_{v<t-1} B(t, v) kappa(v) - eta r(t-1)   (memory term)
     g(t)       = (yhat(h(t)) - y) a * sigma'(h(t))
 
-(B(t, t-1) kappa(t-1) = -lr K(t-1, t-1) K(t-1, t-1)^+ r(t-1) = -lr r(t-1), lr the learning rate.)
+(B(t, t-1) kappa(t-1) = -eta K(t-1, t-1) K(t-1, t-1)^+ r(t-1) = -eta r(t-1), eta the learning
+rate; nu are the fresh standard normals that drive the field.)
 The raw innovation r(t-1) is stored in ``kappa[t-1]``; the kernel accumulates E[r r^T] and
 c(w) = E[r kappa(w)^T], from which the caller computes the re-orthogonalisation and
 K(t-1, t-1) = E[r' r'^T]^{1/2} (from the residuals themselves, not by a subtraction that would
@@ -16,13 +17,14 @@ lose small innovations to cancellation); the next call applies them to ``kappa[t
 
 One step makes two passes over each path's history, the least causality allows (the sums of
 step t decide the coefficients of step t+1): the *forward* pass (whitening of kappa(t-2), r(t-1),
-the memory term and the field's memory of eta share one loop over past times, four past times
+the memory term and the field's memory of nu share one loop over past times, four past times
 per sweep over the outputs) and the *accumulation* pass, which finds the chunk's history still in
 the L2 cache.  So each step reads the history from memory once.
 
-``mem_scale`` multiplies the memory term: 1 always, except under the test-only switch
-``DMFT_TEST_BREAK=memory`` that deliberately breaks the solver (the validation suite must then
-fail).  With a data-reuse schedule, g is multiplied by the path's selection s(t) (``mask``
+The memory term has its own coefficients (:class:`dmft.shard.StepCoefficients`): ``B_mem``
+multiplies kappa(v) (it is B(t, v), the same array as the field's ``B_row``) and ``c_last``
+(G, p) multiplies r(t-1) (the learning rate).  Keeping them apart lets a test perturb the
+memory alone (the validation suite must detect it).  With a data-reuse schedule, g is multiplied by the path's selection s(t) (``mask``
 (T+1, N) uint8; an empty array for multi-pass) and the train loss is averaged over selected
 paths.
 
@@ -31,11 +33,11 @@ independent replica with its own kernels (``P_t[b]``, ``B_row[b]``, ...) and its
 the ``prange`` over groups needs no atomics and results do not depend on the number of threads.
 Each group is cut in chunks of ``CHUNK`` paths (``chunks[c] = (first path, width)``, chunks
 ``group_chunks[b] .. group_chunks[b+1]-1`` belong to group b).  The histories are blocked by
-chunk, ``eta`` and ``kappa`` of shape (n_chunks, T, p, CHUNK): one chunk's whole history is one
+chunk, ``nu`` and ``kappa`` of shape (n_chunks, T, p, CHUNK): one chunk's whole history is one
 contiguous block, read as a single stream (the earlier (time, neuron, path) layout cut it into
 T p short strided pieces and ran at half the bandwidth, measured), and its rows are contiguous
 vectors of the chunk's paths, the innermost (SIMD) loop of every stage (1-D slices: indexing a
-2-D array inside the loop defeats LLVM's vectoriser, 3x slower, measured).  ``eta`` is float32
+2-D array inside the loop defeats LLVM's vectoriser, 3x slower, measured).  ``nu`` is float32
 (drawn in float64 and rounded), ``kappa`` float64 or float32 (``history``).  The per-path
 vectors are stored by coordinate over the global path index: ``eps0`` (p, N); ``g_prev`` (p, N)
 holds g(t-1) and is overwritten with g(t); ``z`` (k, N); ``y`` (N,); ``D_hist`` (T+1, N, p, p)
@@ -53,35 +55,35 @@ _FM = {"reassoc", "contract"}
 
 
 @njit(cache=True, fastmath=_FM)
-def _chunk_forward(t, i0, W, b, code, a, z, y, sqrt_alpha, lr, eps0, et, kap, g_prev, P_t,
-                   B_row, K_prev, c_prev, K_inv_prev, M_t, mask, mem_scale, R, R2, MEM, NZ,
+def _chunk_forward(t, i0, nw, b, code, a, z, y, sqrt_alpha, eps0, nuh, kap, g_prev, P_t,
+                   B_row, B_mem, c_last, K_prev, c_prev, K_inv_prev, M_t, mask, R, R2, MEM, NZ,
                    HV, HT, ACT, SEL, ERR, sums):
-    """The stages of the module docstring for the W paths of one chunk (global paths
-    i0 .. i0+W-1 of group b; ``et`` and ``kap`` are the chunk's (T, p, CHUNK) histories).
+    """The stages of the module docstring for the nw paths of one chunk (global paths
+    i0 .. i0+nw-1 of group b; ``nuh`` and ``kap`` are the chunk's (T, p, CHUNK) histories).
 
     One pass over the history: whitening of kappa(t-2), r(t-1), the memory term and the
-    field's memory of eta share the loop over past times.  Leaves r(t-1) in R and
+    field's memory of nu share the loop over past times.  Leaves r(t-1) in R and
     ``kap[t-1]``, g(t) in ``g_prev`` (read first as g(t-1)), h in HV, the selection and
     s (yhat - y) per path in SEL and ERR; adds (s * train loss, test loss, s) to ``sums``."""
     p = a.shape[0]
     k = z.shape[0]                               # z is (k, N)
     for j in range(p):
-        gp, rj, mj, nj = g_prev[j, i0:i0 + W], R[j, :W], MEM[j, :W], NZ[j, :W]
-        for ii in range(W):
+        gp, rj, mj, nj = g_prev[j, i0:i0 + nw], R[j, :nw], MEM[j, :nw], NZ[j, :nw]
+        for ii in range(nw):
             rj[ii] = gp[ii]
             mj[ii] = 0.0
             nj[ii] = 0.0
         if t >= 2:
-            r2, kr = R2[j, :W], kap[t - 2, j, :W]
-            for ii in range(W):
+            r2, kr = R2[j, :nw], kap[t - 2, j, :nw]
+            for ii in range(nw):
                 r2[ii] = kr[ii]
-    w = 0                                        # fused pass over kappa(w), eta(w), w < t-2,
+    w = 0                                        # fused pass over kappa(w), nu(w), w < t-2,
     while w + 4 <= t - 2:                        # four past times per sweep over the outputs
         for l in range(p):
-            k0, k1, k2, k3 = kap[w, l, :W], kap[w + 1, l, :W], kap[w + 2, l, :W], \
-                kap[w + 3, l, :W]
-            e0, e1, e2, e3 = et[w, l, :W], et[w + 1, l, :W], et[w + 2, l, :W], \
-                et[w + 3, l, :W]
+            k0, k1, k2, k3 = kap[w, l, :nw], kap[w + 1, l, :nw], kap[w + 2, l, :nw], \
+                kap[w + 3, l, :nw]
+            e0, e1, e2, e3 = nuh[w, l, :nw], nuh[w + 1, l, :nw], nuh[w + 2, l, :nw], \
+                nuh[w + 3, l, :nw]
             for j in range(p):
                 c0, c1, c2, c3 = c_prev[b, w, j, l], c_prev[b, w + 1, j, l], \
                     c_prev[b, w + 2, j, l], c_prev[b, w + 3, j, l]
@@ -89,98 +91,101 @@ def _chunk_forward(t, i0, W, b, code, a, z, y, sqrt_alpha, lr, eps0, et, kap, g_
                     K_prev[b, w + 2, j, l], K_prev[b, w + 3, j, l]
                 b0, b1, b2, b3 = B_row[b, w, j, l], B_row[b, w + 1, j, l], \
                     B_row[b, w + 2, j, l], B_row[b, w + 3, j, l]
-                r2, rj, mj, nj = R2[j, :W], R[j, :W], MEM[j, :W], NZ[j, :W]
-                for ii in range(W):
+                m0, m1, m2, m3 = B_mem[b, w, j, l], B_mem[b, w + 1, j, l], \
+                    B_mem[b, w + 2, j, l], B_mem[b, w + 3, j, l]
+                r2, rj, mj, nj = R2[j, :nw], R[j, :nw], MEM[j, :nw], NZ[j, :nw]
+                for ii in range(nw):
                     x0, x1, x2, x3 = k0[ii], k1[ii], k2[ii], k3[ii]
                     r2[ii] -= c0 * x0 + c1 * x1 + c2 * x2 + c3 * x3
                     rj[ii] -= q0 * x0 + q1 * x1 + q2 * x2 + q3 * x3
-                    mj[ii] += b0 * x0 + b1 * x1 + b2 * x2 + b3 * x3
+                    mj[ii] += m0 * x0 + m1 * x1 + m2 * x2 + m3 * x3
                     nj[ii] += b0 * e0[ii] + b1 * e1[ii] + b2 * e2[ii] + b3 * e3[ii]
         w += 4
     while w < t - 2:
         for l in range(p):
-            kv, ev = kap[w, l, :W], et[w, l, :W]
+            kv, ev = kap[w, l, :nw], nuh[w, l, :nw]
             for j in range(p):
                 c2, kc, bc = c_prev[b, w, j, l], K_prev[b, w, j, l], B_row[b, w, j, l]
-                r2, rj, mj, nj = R2[j, :W], R[j, :W], MEM[j, :W], NZ[j, :W]
-                for ii in range(W):
+                mc = B_mem[b, w, j, l]
+                r2, rj, mj, nj = R2[j, :nw], R[j, :nw], MEM[j, :nw], NZ[j, :nw]
+                for ii in range(nw):
                     x = kv[ii]
                     r2[ii] -= c2 * x
                     rj[ii] -= kc * x
-                    mj[ii] += bc * x
+                    mj[ii] += mc * x
                     nj[ii] += bc * ev[ii]
         w += 1
     if t >= 2:                                   # kappa(t-2) = K^+ (r(t-2) - sum c kappa)
         s = t - 2
         for j in range(p):
-            kj = kap[s, j, :W]
-            for ii in range(W):
+            kj = kap[s, j, :nw]
+            for ii in range(nw):
                 kj[ii] = 0.0
             for l in range(p):
                 ci = K_inv_prev[b, j, l]
-                r2 = R2[l, :W]
-                for ii in range(W):
+                r2 = R2[l, :nw]
+                for ii in range(nw):
                     kj[ii] += ci * r2[ii]
         for l in range(p):
-            kv, ev = kap[s, l, :W], et[s, l, :W]
+            kv, ev = kap[s, l, :nw], nuh[s, l, :nw]
             for j in range(p):
-                kc, bc = K_prev[b, s, j, l], B_row[b, s, j, l]
-                rj, mj, nj = R[j, :W], MEM[j, :W], NZ[j, :W]
-                for ii in range(W):
+                kc, bc, mc = K_prev[b, s, j, l], B_row[b, s, j, l], B_mem[b, s, j, l]
+                rj, mj, nj = R[j, :nw], MEM[j, :nw], NZ[j, :nw]
+                for ii in range(nw):
                     x = kv[ii]
                     rj[ii] -= kc * x
-                    mj[ii] += bc * x
+                    mj[ii] += mc * x
                     nj[ii] += bc * ev[ii]
-    if t >= 1:                                   # eta(t-1) (fresh), and r(t-1) stored raw
+    if t >= 1:                                   # nu(t-1) (fresh), and r(t-1) stored raw
         for l in range(p):
-            ev = et[t - 1, l, :W]
+            ev = nuh[t - 1, l, :nw]
             for j in range(p):
                 bc = B_row[b, t - 1, j, l]
-                nj = NZ[j, :W]
-                for ii in range(W):
+                nj = NZ[j, :nw]
+                for ii in range(nw):
                     nj[ii] += bc * ev[ii]
         for j in range(p):
-            kj, rj = kap[t - 1, j, :W], R[j, :W]
-            for ii in range(W):
+            kj, rj = kap[t - 1, j, :nw], R[j, :nw]
+            for ii in range(nw):
                 kj[ii] = rj[ii]
-    YH, YT = ACT[0, :W], ACT[1, :W]              # yhat and the test prediction
-    for ii in range(W):
+    YH, YT = ACT[0, :nw], ACT[1, :nw]              # yhat and the test prediction
+    for ii in range(nw):
         YH[ii] = 0.0
         YT[ii] = 0.0
-    lr_t = lr if t >= 1 else 0.0                 # (R holds g_prev = 0 at t = 0 anyway)
     for j in range(p):                           # pre-activations, vectorised over the chunk
-        nj, mj, rj = NZ[j, :W], MEM[j, :W], R[j, :W]
-        hv, htv = HV[j, :W], HT[j, :W]
-        pc, el = P_t[b, j, 0], eps0[0, i0:i0 + W]
-        for ii in range(W):                      # NZ becomes omega(t)
+        nj, mj, rj = NZ[j, :nw], MEM[j, :nw], R[j, :nw]
+        hv, htv = HV[j, :nw], HT[j, :nw]
+        pc, el = P_t[b, j, 0], eps0[0, i0:i0 + nw]
+        for ii in range(nw):                      # NZ becomes omega(t)
             nj[ii] = sqrt_alpha * nj[ii] + pc * el[ii]
         for l in range(1, p):
-            pc, el = P_t[b, j, l], eps0[l, i0:i0 + W]
-            for ii in range(W):
+            pc, el = P_t[b, j, l], eps0[l, i0:i0 + nw]
+            for ii in range(nw):
                 nj[ii] += pc * el[ii]
-        mc, zq = M_t[b, j, 0], z[0, i0:i0 + W]
-        for ii in range(W):                      # HT: the test pre-activation M z* + omega
+        mc, zq = M_t[b, j, 0], z[0, i0:i0 + nw]
+        for ii in range(nw):                      # HT: the test pre-activation M z* + omega
             htv[ii] = nj[ii] + mc * zq[ii]
         for q in range(1, k):
-            mc, zq = M_t[b, j, q], z[q, i0:i0 + W]
-            for ii in range(W):
+            mc, zq = M_t[b, j, q], z[q, i0:i0 + nw]
+            for ii in range(nw):
                 htv[ii] += mc * zq[ii]
-        for ii in range(W):                      # HV: h = HT + memory - lr r(t-1)
-            hv[ii] = htv[ii] + mem_scale * (mj[ii] - lr_t * rj[ii])
+        cl = c_last[b, j]
+        for ii in range(nw):                      # HV: h = HT + memory - eta r(t-1)
+            hv[ii] = htv[ii] + (mj[ii] - cl * rj[ii])
         add_sigma(code, hv, a[j], YH)
         add_sigma(code, htv, a[j], YT)
     if mask.shape[0] == 0:                       # multi-pass: every path selected
-        for ii in range(W):
+        for ii in range(nw):
             SEL[ii] = 1.0
     else:
-        ms = mask[t, i0:i0 + W]
-        for ii in range(W):
+        ms = mask[t, i0:i0 + nw]
+        for ii in range(nw):
             SEL[ii] = float(ms[ii])
-    yc = y[i0:i0 + W]
+    yc = y[i0:i0 + nw]
     s0 = 0.0
     s1 = 0.0
     s2 = 0.0
-    for ii in range(W):                          # ERR = s (yhat - y), s = 0 or 1
+    for ii in range(nw):                          # ERR = s (yhat - y), s = 0 or 1
         sel = SEL[ii]
         err = sel * (YH[ii] - yc[ii])
         e_test = YT[ii] - yc[ii]
@@ -192,26 +197,26 @@ def _chunk_forward(t, i0, W, b, code, a, z, y, sqrt_alpha, lr, eps0, et, kap, g_
     sums[1] += s1
     sums[2] += s2
     for j in range(p):                           # g = s (yhat - y) a sigma'(h)
-        scaled_dsigma(code, HV[j, :W], ERR[:W], a[j], g_prev[j, i0:i0 + W])
+        scaled_dsigma(code, HV[j, :nw], ERR[:nw], a[j], g_prev[j, i0:i0 + nw])
 
 
 @njit(cache=True, fastmath=_FM)
-def _chunk_accumulate(t, i0, W, b, g_prev, R, NZ, z, eps0, et, kap, gg, gk, gz, om2, kk, cw,
-                      S_eps, S_eta, stein):
+def _chunk_accumulate(t, i0, nw, b, g_prev, R, NZ, z, eps0, nuh, kap, gg, gk, gz, om2, kk, cw,
+                      S_eps, S_nu, stein):
     """Per-group sums over the chunk: E[g g^T], E[g kappa(v)^T] (v < t; kappa(t-1) still raw),
     E[g z*^T], E[omega omega^T], E[r r^T], E[r kappa(w)^T] (w < t-1) and, for Stein,
-    E[g eps0^T] and E[g eta(v)^T]; vector reductions over the chunk."""
+    E[g eps0^T] and E[g nu(v)^T]; vector reductions over the chunk."""
     p = g_prev.shape[0]
     k = z.shape[0]                               # z is (k, N)
     for j in range(p):                           # 1-D slices: 2-D indexing in the loop
-        gj, nj, rj = g_prev[j, i0:i0 + W], NZ[j, :W], R[j, :W]  # would defeat the vectoriser
+        gj, nj, rj = g_prev[j, i0:i0 + nw], NZ[j, :nw], R[j, :nw]  # would defeat the vectoriser
         for l in range(p):
-            gl, nl, rl, el = g_prev[l, i0:i0 + W], NZ[l, :W], R[l, :W], eps0[l, i0:i0 + W]
+            gl, nl, rl, el = g_prev[l, i0:i0 + nw], NZ[l, :nw], R[l, :nw], eps0[l, i0:i0 + nw]
             s1 = 0.0
             s2 = 0.0
             s3 = 0.0
             s4 = 0.0
-            for ii in range(W):
+            for ii in range(nw):
                 s1 += gj[ii] * gl[ii]
                 s2 += nj[ii] * nl[ii]
                 s3 += rj[ii] * rl[ii]
@@ -223,29 +228,29 @@ def _chunk_accumulate(t, i0, W, b, g_prev, R, NZ, z, eps0, et, kap, gg, gk, gz, 
             if stein:
                 S_eps[b, j, l] += s4
         for q in range(k):
-            zq = z[q, i0:i0 + W]
+            zq = z[q, i0:i0 + nw]
             s1 = 0.0
-            for ii in range(W):
+            for ii in range(nw):
                 s1 += gj[ii] * zq[ii]
             gz[b, j, q] += s1
     for v in range(t):
         for l in range(p):
-            kv = kap[v, l, :W]
-            ev = et[v, l, :W]
+            kv = kap[v, l, :nw]
+            ev = nuh[v, l, :nw]
             for j in range(p):
-                gj = g_prev[j, i0:i0 + W]
-                rj = R[j, :W]
+                gj = g_prev[j, i0:i0 + nw]
+                rj = R[j, :nw]
                 s1 = 0.0
                 s2 = 0.0
                 s3 = 0.0
-                for ii in range(W):
+                for ii in range(nw):
                     x = kv[ii]
                     s1 += gj[ii] * x
                     s2 += gj[ii] * ev[ii]
                     s3 += rj[ii] * x
                 gk[b, v, j, l] += s1
                 if stein:
-                    S_eta[b, v, j, l] += s2
+                    S_nu[b, v, j, l] += s2
                 if v < t - 1:
                     cw[b, v, j, l] += s3
 
@@ -272,22 +277,22 @@ def draw_inputs(gens, bounds, zT, xi, eps0):
 
 
 @njit(cache=True, parallel=True)
-def draw_eta(gens, eta, chunks, group_chunks):
-    """The innovations eta(t) of every path and step, drawn once before the sweep: group b
+def draw_nu(gens, nu, chunks, group_chunks):
+    """The innovations nu(t) of every path and step, drawn once before the sweep: group b
     draws from its own generator ``gens[b]`` (Numba's port of NumPy's ziggurat gives NumPy's
     numbers), step by step, then chunk by chunk and neuron by neuron (so the first steps'
     numbers do not depend on the horizon); drawn in float64 and rounded to the float32 history
     (a relative change below 6e-8)."""
     G = group_chunks.shape[0] - 1
-    T, p = eta.shape[1], eta.shape[2]
+    T, p = nu.shape[1], nu.shape[2]
     for b in prange(G):
         gen = gens[b]
         for t in range(T):
             for c in range(group_chunks[b], group_chunks[b + 1]):
-                W = chunks[c, 1]
+                nw = chunks[c, 1]
                 for j in range(p):
-                    for ii in range(W):
-                        eta[c, t, j, ii] = gen.standard_normal()
+                    for ii in range(nw):
+                        nu[c, t, j, ii] = gen.standard_normal()
 
 
 @njit(cache=True)
@@ -300,9 +305,9 @@ def _scratch(p):
 
 
 @njit(cache=True, parallel=True, fastmath=_FM)
-def step_stein(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, chunks, group_chunks,
-               P_t, B_row, K_prev, c_prev, K_inv_prev, M_t, mask, mem_scale, gg, gk, gz, om2,
-               kk, cw, S_eps, S_eta, losses):
+def step_stein(t, code, a, z, y, sqrt_alpha, eps0, nu, kappa, g_prev, chunks, group_chunks,
+               P_t, B_row, B_mem, c_last, K_prev, c_prev, K_inv_prev, M_t, mask, gg, gk, gz,
+               om2, kk, cw, S_eps, S_nu, losses):
     """Advance all paths to time t and accumulate the per-group sums of
     :func:`_chunk_accumulate` and of (s * train loss, test loss, s)."""
     G = group_chunks.shape[0] - 1
@@ -310,21 +315,21 @@ def step_stein(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, chunk
     for b in prange(G):
         R, R2, MEM, NZ, HV, HT, ACT, SEL, ERR, sums = _scratch(p)
         for c in range(group_chunks[b], group_chunks[b + 1]):
-            i0, W = chunks[c, 0], chunks[c, 1]
-            et, kap = eta[c], kappa[c]
-            _chunk_forward(t, i0, W, b, code, a, z, y, sqrt_alpha, lr, eps0, et, kap, g_prev,
-                           P_t, B_row, K_prev, c_prev, K_inv_prev, M_t, mask, mem_scale, R, R2,
-                           MEM, NZ, HV, HT, ACT, SEL, ERR, sums)
-            _chunk_accumulate(t, i0, W, b, g_prev, R, NZ, z, eps0, et, kap, gg, gk, gz, om2, kk,
-                              cw, S_eps, S_eta, True)
+            i0, nw = chunks[c, 0], chunks[c, 1]
+            nuh, kap = nu[c], kappa[c]
+            _chunk_forward(t, i0, nw, b, code, a, z, y, sqrt_alpha, eps0, nuh, kap, g_prev,
+                           P_t, B_row, B_mem, c_last, K_prev, c_prev, K_inv_prev, M_t, mask, R,
+                           R2, MEM, NZ, HV, HT, ACT, SEL, ERR, sums)
+            _chunk_accumulate(t, i0, nw, b, g_prev, R, NZ, z, eps0, nuh, kap, gg, gk, gz, om2, kk,
+                              cw, S_eps, S_nu, True)
         for q in range(3):
             losses[b, q] += sums[q]
 
 
 @njit(cache=True, parallel=True, fastmath=_FM)
-def step_pathwise(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, D_hist, chunks,
-                  group_chunks, P_t, B_row, K_prev, c_prev, K_inv_prev, M_t, mask, mem_scale,
-                  R_theta, gg, gk, gz, om2, kk, cw, Rg_row, losses):
+def step_pathwise(t, code, a, z, y, sqrt_alpha, eps0, nu, kappa, g_prev, D_hist, chunks,
+                  group_chunks, P_t, B_row, B_mem, c_last, K_prev, c_prev, K_inv_prev, M_t,
+                  mask, R_theta, gg, gk, gz, om2, kk, cw, Rg_row, losses):
     """As :func:`step_stein`, but R_g(t, u) = E[dg(t)/domega(u)] by reverse-mode
     differentiation of each path: A(t) = D(t), A(u) = sum_{v=u+1..t} A(v) R_theta(v, u) D(u),
     R_g(t, u) = E[A(u)], with D = dg/dh including sigma'' (smooth sigma only)."""
@@ -335,12 +340,12 @@ def step_pathwise(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, D_
         A = np.empty((t + 1, p, p))
         tmp = np.empty((p, p))
         for c in range(group_chunks[b], group_chunks[b + 1]):
-            i0, W = chunks[c, 0], chunks[c, 1]
-            et, kap = eta[c], kappa[c]
-            _chunk_forward(t, i0, W, b, code, a, z, y, sqrt_alpha, lr, eps0, et, kap, g_prev,
-                           P_t, B_row, K_prev, c_prev, K_inv_prev, M_t, mask, mem_scale, R, R2,
-                           MEM, NZ, HV, HT, ACT, SEL, ERR, sums)
-            for ii in range(W):
+            i0, nw = chunks[c, 0], chunks[c, 1]
+            nuh, kap = nu[c], kappa[c]
+            _chunk_forward(t, i0, nw, b, code, a, z, y, sqrt_alpha, eps0, nuh, kap, g_prev,
+                           P_t, B_row, B_mem, c_last, K_prev, c_prev, K_inv_prev, M_t, mask, R,
+                           R2, MEM, NZ, HV, HT, ACT, SEL, ERR, sums)
+            for ii in range(nw):
                 i = i0 + ii
                 sel, err = SEL[ii], ERR[ii]
                 for j in range(p):
@@ -369,7 +374,7 @@ def step_pathwise(t, code, a, z, y, sqrt_alpha, lr, eps0, eta, kappa, g_prev, D_
                     for j in range(p):
                         for l in range(p):
                             Rg_row[b, u, j, l] += A[u, j, l]
-            _chunk_accumulate(t, i0, W, b, g_prev, R, NZ, z, eps0, et, kap, gg, gk, gz, om2, kk,
+            _chunk_accumulate(t, i0, nw, b, g_prev, R, NZ, z, eps0, nuh, kap, gg, gk, gz, om2, kk,
                               cw, om2, gk, False)
         for q in range(3):
             losses[b, q] += sums[q]

@@ -32,21 +32,18 @@ accuracy); floor < statistic <= SAFETY * accuracy is counted as zero and reporte
   even activation part (ReLU) moves along the first, one with a non-linear odd part (tanh)
   along the second (see :mod:`dmft.learnability_check`).
 """
-import argparse
 import itertools
-import json
 import math
-import sys
 
 import numpy as np
-import scipy.linalg
-import scipy.special
 
 from .checks import integer as _int
 from .errors import ProblemError
+from .gauss import (GaussHermiteGrid, complement, hermite_coefficients, hermite_table,
+                    orthonormal_basis)
 from .targets import Target, hermite
 
-__all__ = ["learnability", "LearnabilityResult", "main", "add_arguments", "run_args"]
+__all__ = ["learnability", "LearnabilityResult"]
 
 GRIDS = {1: (200, 150), 2: (120, 90), 3: (40, 30), 4: (20, 16), 5: (12, 10)}  # fine, coarse
 DEFAULT_ORDER = {1: 20, 2: 12, 3: 8, 4: 6, 5: 5}
@@ -56,67 +53,6 @@ STAT_FLOOR = 1e-6    # floor of the threshold on the reuse statistic (an RMS cor
 SAFETY = 3.0         # a statistic must exceed SAFETY x its stated quadrature accuracy
 WIDTH = 0.5          # width of the tanh steps and bumps, in units of std(y)
 LEVELS = (0.1, 0.25, 0.5, 0.75, 0.9)
-
-
-class _Grid:
-    """Tensor Gauss-Hermite rule, weights summing to one.  Nodes of weight < 1e-60 (|z| > 16)
-    and, in the flat list (zs, ws) used by the test functions, points of product weight
-    < 1e-100 are dropped: they contribute below round-off here and would produce subnormal
-    numbers that slow the arithmetic down by orders of magnitude."""
-
-    def __init__(self, n, k):
-        x, w = scipy.special.roots_hermitenorm(n)
-        x, w = 0.5 * (x - x[::-1]), 0.5 * (w + w[::-1])          # exactly symmetric
-        w = w / w.sum()
-        self.x, w = x[w >= 1e-60], w[w >= 1e-60]
-        self.n, self.n0, self.k = self.x.size, n, k
-        self.z = np.stack([m.ravel() for m in np.meshgrid(*([self.x] * k), indexing="ij")], 1)
-        self.w = np.prod(np.meshgrid(*([w] * k), indexing="ij"), axis=0).ravel()
-        keep = self.w >= 1e-100
-        self.zs, self.ws = self.z[keep], self.w[keep]
-
-
-def _hermite_table(order, x):
-    """Normalised He_a(x) / sqrt(a!) for a = 0..order, shape (order + 1, len(x))."""
-    h = np.empty((order + 1, x.size))
-    h[0] = 1.0
-    if order >= 1:
-        h[1] = x
-    for a in range(1, order):
-        h[a + 1] = (x * h[a] - math.sqrt(a) * h[a - 1]) / math.sqrt(a + 1)
-    return h
-
-
-def _coefficients(grid, f, order):
-    """Tensor of c_alpha for every alpha with alpha_r <= order, shape (order + 1,) * k."""
-    H = _hermite_table(order, grid.x)
-    T = (f * grid.w).reshape((grid.n,) * grid.k)
-    for ax in range(grid.k):
-        T = np.moveaxis(np.tensordot(H, T, axes=([1], [ax])), 0, ax)
-    return T
-
-
-def _basis(B, k, scale=None):
-    """Canonical orthonormal rows spanning the rows of B (singular values below 1e-8 * scale
-    dropped): QR with column pivoting of the projector, so that axis-aligned subspaces get
-    axis vectors; the largest entry of each row is made positive."""
-    B = np.asarray(B, dtype=float).reshape(-1, k)
-    if B.shape[0] == 0:
-        return np.zeros((0, k))
-    s, vt = np.linalg.svd(B, full_matrices=False)[1:]
-    V = vt[s > 1e-8 * (s.max() if scale is None else scale)]
-    Q = scipy.linalg.qr(V.T @ V, pivoting=True)[0][:, :V.shape[0]].T
-    return Q * np.where(Q[np.arange(len(Q)), np.argmax(np.abs(Q), 1)] < 0, -1.0, 1.0)[:, None]
-
-
-def _complement(U, k):
-    lam, V = np.linalg.eigh(np.eye(k) - U.T @ U)
-    return _basis(V[:, lam > 0.5].T, k)
-
-
-def _minus(B, U, k):
-    """Orthonormal basis of the part of span(B) orthogonal to span(U) (orthonormal rows)."""
-    return _basis(B - (B @ U.T) @ U, k, scale=1.0) if B.shape[0] and U.shape[0] else B
 
 
 def _leap(supports):
@@ -158,7 +94,7 @@ def _label_family(y, mean, std, qs):
 def _projection_family(t):
     """Constant, Hermite products of degree 1..3 and tanh(2 t_i) of the projections t (n, m)."""
     m = t.shape[1]
-    H = [_hermite_table(3, t[:, i]) for i in range(m)]
+    H = [hermite_table(3, t[:, i]) for i in range(m)]
     fam = [np.ones(t.shape[0])]
     for b in itertools.product(range(4), repeat=m):
         if 1 <= sum(b) <= 3:
@@ -185,7 +121,7 @@ def _stage_rows(grid, labels, U, N):
 
 def _span(grids, labels, U, k):
     """Directions orthogonal to U correlated with the test functions: (basis, margin, acc)."""
-    N = _complement(U, k)
+    N = complement(U, k)
     B = _stage_rows(grids[0], labels[0], U, N)
     st, V = np.zeros(N.shape[0]), np.eye(N.shape[0])
     if B.shape[0]:
@@ -195,7 +131,7 @@ def _span(grids, labels, U, k):
     change *= grids[1].n0 / (grids[0].n0 - grids[1].n0)      # stated accuracy, see above
     thr = np.maximum(STAT_FLOOR, SAFETY * change)
     name = "RMS correlation of v.z* with the test functions G(y" + (", U.z*)" if len(U) else ")")
-    return (_basis((N.T @ V[:, st > thr]).T, k), _margin(st, thr, name, STAT_FLOOR),
+    return (orthonormal_basis((N.T @ V[:, st > thr]).T, k), _margin(st, thr, name, STAT_FLOOR),
             float(change.max()))
 
 
@@ -322,7 +258,7 @@ def learnability(target, k=None, order=None, check_dmft=False, **dmft_options):
         raise ProblemError("order", f"at most {n_coarse // 2} for k = {k}, got {order}")
     if dmft_options and not check_dmft:
         raise ProblemError(next(iter(dmft_options)), "DMFT options need check_dmft=True")
-    grids = (_Grid(n_fine, k), _Grid(n_coarse, k))
+    grids = (GaussHermiteGrid(n_fine, k), GaussHermiteGrid(n_coarse, k))
     f, fc = tgt(grids[0].z), tgt(grids[1].z)
     if not (np.all(np.isfinite(f)) and np.all(np.isfinite(fc))):
         raise ProblemError("target", f"{tgt.expr!r} is not finite at some quadrature nodes "
@@ -333,8 +269,8 @@ def learnability(target, k=None, order=None, check_dmft=False, **dmft_options):
     scale, notes = (1.0 if constant else std), []
 
     # Hermite expansion, information and leap exponents, one-pass subspace
-    C = _coefficients(grids[0], f, order)
-    dC = np.abs(C - _coefficients(grids[1], fc, order)) * (n_coarse / (n_fine - n_coarse) / scale)
+    C = hermite_coefficients(grids[0], f, order)
+    dC = np.abs(C - hermite_coefficients(grids[1], fc, order)) * (n_coarse / (n_fine - n_coarse) / scale)
     alphas = [a for a in np.ndindex(C.shape) if 1 <= sum(a) <= order]
     stat = np.array([abs(C[a]) for a in alphas]) / scale * (not constant)
     thr = np.maximum(COEF_FLOOR, SAFETY * np.array([dC[a] for a in alphas]))
@@ -353,7 +289,7 @@ def learnability(target, k=None, order=None, check_dmft=False, **dmft_options):
     c1 = np.array([C[e] for e in unit])
     s1 = float(np.linalg.norm(c1)) / scale * (not constant)
     t1 = max(COEF_FLOOR, SAFETY * float(np.linalg.norm([dC[e] for e in unit])))
-    one_pass = _basis(c1, k) if s1 > t1 else np.zeros((0, k))
+    one_pass = orthonormal_basis(c1, k) if s1 > t1 else np.zeros((0, k))
     margins = {"hermite": _margin(stat, thr, "|c_alpha| / std(f), 1 <= |alpha| <= order",
                                   COEF_FLOOR),
                "one_pass": _margin(s1, t1, "||E[y z*]|| / std(f)", COEF_FLOOR)}
@@ -364,7 +300,7 @@ def learnability(target, k=None, order=None, check_dmft=False, **dmft_options):
         tj = max(COEF_FLOOR, SAFETY * float(np.linalg.norm(v - vc)) * n_coarse
                  / (n_fine - n_coarse))
         margins[f"y{j}"] = _margin(sj, tj, f"||E[y~^{j} z*]||", COEF_FLOOR)
-        moments[j] = _basis(v, k) if sj > tj else np.zeros((0, k))
+        moments[j] = orthonormal_basis(v, k) if sj > tj else np.zeros((0, k))
 
     # batch-reuse staircase, and stage 1 split by parity in y
     U, stages, acc_r = np.zeros((0, k)), [], []
@@ -394,7 +330,7 @@ def learnability(target, k=None, order=None, check_dmft=False, **dmft_options):
             notes.append(f"{m['undetermined']} {name} decision(s) undetermined (statistic above "
                          f"its stated accuracy but within {SAFETY:g}x of it), counted as zero: "
                          f"a discontinuous or very steep target?")
-    hard = _complement(U, k)
+    hard = complement(U, k)
     res = LearnabilityResult(
         target=tgt.expr, k=k, order=order, information_exponent=ie, leap_exponent=leap,
         hermite=coefs, one_pass_basis=one_pass, one_pass_subspace_dim=one_pass.shape[0],
@@ -416,46 +352,3 @@ def learnability(target, k=None, order=None, check_dmft=False, **dmft_options):
         from .learnability_check import dmft_check
         res.dmft_check = dmft_check(res, tgt, dmft_options)
     return res
-
-
-def add_arguments(parser):
-    """Add the arguments of ``dmft learnability`` to an argparse parser."""
-    parser.add_argument("expr", help="target expression of z1..zk, e.g. 'tanh(z1 + He3(z2))'")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.add_argument("--check-dmft", action="store_true", dest="check_dmft",
-                        help="compare with short multi-pass and one-pass DMFT runs")
-    parser.add_argument("--k", type=int, default=None, help="number of target directions")
-    parser.add_argument("--order", type=int, default=None, help="highest Hermite order examined")
-    return parser
-
-
-def run_args(args):
-    """Run ``dmft learnability`` for parsed arguments: 1 if the DMFT check disagrees, else 0.
-    Raises ProblemError on bad input."""
-    res = learnability(args.expr, k=args.k, order=args.order, check_dmft=args.check_dmft)
-    print(json.dumps(res.to_dict(), indent=1) if args.json else res.summary())
-    return 1 if res.dmft_check is not None and not res.dmft_check["agrees"] else 0
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        print(f"dmft: error: {message}", file=sys.stderr)
-        sys.exit(2)
-
-
-def main(argv=None):
-    """``dmft learnability EXPR [--json] [--check-dmft] [--k K] [--order L]``: bad input
-    prints one line on stderr and returns 2."""
-    parser = add_arguments(_Parser(prog="dmft learnability", description=(
-        "information and leap exponents and the subspaces learnable by one-pass and "
-        "batch-reusing GD (THEORY.md section 4)")))
-    args = parser.parse_args(argv)
-    try:
-        return run_args(args)
-    except ProblemError as exc:
-        print(f"dmft: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

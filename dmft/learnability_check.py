@@ -16,7 +16,8 @@ import numpy as np
 import scipy.stats
 
 from .errors import ProblemError
-from .learnability import _Grid, _basis, _minus
+from .options import SOLVER
+from .gauss import GaussHermiteGrid, orthonormal_basis, subtract_span
 
 __all__ = ["dmft_check", "check_summary", "DMFT_DEFAULTS"]
 
@@ -26,7 +27,7 @@ FAMILY = 1e-3        # steps and components: a false alarm in about 1 run in 100
 DMFT_DEFAULTS = {"activations": ("tanh", "relu"), "schedules": ("multi-pass", "one-pass"),
                  "p": 1, "alpha": 4.0, "eta": 1.0, "steps": 5, "n_paths": 100_000, "seed": 0}
 _PROBLEM_KEYS = ("p", "a", "alpha", "eta", "ridge", "noise", "steps")
-_SOLVER_KEYS = ("n_paths", "seed", "n_groups", "response")
+_SOLVER_KEYS = SOLVER.names(toml=True)
 _CHECK_KEYS = _PROBLEM_KEYS + _SOLVER_KEYS + ("activation", "activations", "schedules")
 
 
@@ -34,7 +35,7 @@ def _activation_parity(name):
     """Which parts of sigma a student has: a linear part (mu_1 != 0: one-pass learning), a
     non-linear odd part (picks up G odd in y on reuse) and a non-constant even part (G even)."""
     from .activations import get_activation
-    g = _Grid(60, 1)
+    g = GaussHermiteGrid(60, 1)
     s = get_activation(name).f(g.x)
     so, se = 0.5 * (s - s[::-1]), 0.5 * (s + s[::-1])
     mu1, tol = g.w @ (so * g.x), 1e-10 * max(g.w @ s ** 2, 1e-300)
@@ -66,7 +67,7 @@ def dmft_check(res, tgt, options):
     tails).  'free' subspaces are reported, not tested.
     """
     from .problem import Problem
-    from .solver import solve
+    from .solver import solve, solver_settings
     for key in options:
         if key not in _CHECK_KEYS:
             raise ProblemError(key, f"unknown DMFT option; known: {', '.join(_CHECK_KEYS)}")
@@ -76,27 +77,31 @@ def dmft_check(res, tgt, options):
     schedules = opts["schedules"]
     schedules = (schedules,) if isinstance(schedules, str) else tuple(schedules)
     P, k = res.one_pass_basis, res.k
-    stage1 = _minus(res.reuse_stages[0], P, k)
+    stage1 = subtract_span(res.reuse_stages[0], P, k)
     check = {"options": {key: v for key, v in opts.items() if key != "a"}, "runs": {},
              "disagreements": [], "thresholds": {"learned": LEARNED_Z, "zero_min": ZERO_Z,
                                                     "family_level": FAMILY}}
+    sopts = dict({key: opts[key] for key in _SOLVER_KEYS if key in opts}, progress=False)
+    runs = []                             # every problem and option checked before any solve
     for sch, act in itertools.product(schedules, acts):
         problem = Problem(tgt, k=k, schedule=sch, activation=act,
                           **{key: opts[key] for key in _PROBLEM_KEYS if key in opts})
+        runs.append((problem, solver_settings(problem, **sopts)))
+    for problem, settings in runs:
         par, multi = _activation_parity(problem.activation), not problem.plan.one_pass
         step2 = np.vstack([np.zeros((0, k))] + [res.y3_basis] * par["odd"]
                           + [res.y2_basis] * par["even"])
-        step2 = _minus(_basis(step2, k, scale=1.0), P, k)
-        spaces = {"one_pass": P, "reuse_step2": step2, "reuse_rest": _minus(stage1, step2, k),
-                  "reuse_2+": _basis(np.vstack([np.zeros((0, k))] + res.reuse_stages[1:]), k),
-                  "hard": res.hard_basis}
+        step2 = subtract_span(orthonormal_basis(step2, k, scale=1.0), P, k)
+        later = np.vstack([np.zeros((0, k))] + res.reuse_stages[1:])
+        spaces = {"one_pass": P, "reuse_step2": step2,
+                  "reuse_rest": subtract_span(stage1, step2, k),
+                  "reuse_2+": orthonormal_basis(later, k), "hard": res.hard_basis}
         silent = "zero" if not P.shape[0] else "free"
         predicted = {"one_pass": "learned" if par["linear"] else "free",
                      "reuse_step2": "learned" if multi else silent,
                      "reuse_rest": "free" if multi else silent, "reuse_2+": "free",
                      "hard": "zero"}
-        out = solve(problem, progress=False,
-                    **{key: opts[key] for key in _SOLVER_KEYS if key in opts})
+        out = solve(problem, **settings)
         ov = out.replicas["overlap"][:, 1:]              # (G, T, p, k)
         G, p = ov.shape[0], ov.shape[2]
         run = {"schedule": problem.schedule, "activation": problem.activation,

@@ -15,16 +15,17 @@ in :mod:`dmft.solver`.  Two-time kernels are reported in the conventions of the 
 schedule (alpha_tot = alpha (T+1), C_g = E[s g g^T], R_g = E[s dg/domega]) so that they can be
 compared with ``solve(..., method="general")``.
 """
-import math
 import time
 
 import numpy as np
 from numba import njit, prange
-from tqdm.auto import tqdm
 
 from .activations import dsigma, get_activation, sigma
-from .errors import ProblemError, check_projection
+from .errors import DIVERGENCE, check_projection
+from .linalg import psd_sqrt, swap
+from .progress import progress_bar
 from .result import Result
+from .weight import Kernels
 
 
 @njit(cache=True, parallel=True)
@@ -59,34 +60,17 @@ def _step(code, a, z, y, zeta, bounds, C_half, M_t, gg, gz, S, losses):
                     gz[b, j, q] += g[j] * z[i, q]
 
 
-def _sqrtm(C, t=0):
-    lam, V = np.linalg.eigh(0.5 * (C + np.swapaxes(C, -1, -2)))
+def _sqrtm(C, t):
+    """C^{1/2} and its pseudo-inverse per replica, with a warning when C(t) = C_theta(t, t)
+    had to be projected onto the positive semi-definite cone beyond round-off."""
+    half, inv, lam = psd_sqrt(C)
     top = np.abs(lam).max(axis=-1)
     b = int(np.argmax(-lam[:, 0] / np.maximum(top, 1e-300)))
     check_projection(lam[b, 0], top[b], f"C_theta(t, t) (replica {b})", t)
-    lam = np.clip(lam, 0.0, None)
-    half = (V * np.sqrt(lam)[..., None, :]) @ np.swapaxes(V, -1, -2)
-    keep = lam > 1e-12 * np.maximum(lam.max(axis=-1, keepdims=True), 1e-300)
-    inv = (V * np.where(keep, 1 / np.sqrt(np.where(keep, lam, 1.0)), 0.0)[..., None, :]) \
-        @ np.swapaxes(V, -1, -2)
     return half, inv
 
 
-class _Kernels:
-    """Stand-in for WeightSide with the arrays Result.from_replicas reads."""
-
-    def __init__(self, G, T, p, k):
-        two = (G, T + 1, T + 1, p, p)
-        self.M = np.zeros((G, T + 1, p, k))
-        self.C_theta, self.R_theta, self.C_g, self.R_g = (np.zeros(two) for _ in range(4))
-        self.Psi = np.zeros((G, T + 1, p, p))
-
-    def Q(self, t):
-        M = self.M[:, t]
-        return M @ np.swapaxes(M, -1, -2) + self.C_theta[:, t, t]
-
-
-def solve_one_pass(problem, N, G, seed, rng, progress, divergence=1e10):
+def solve_one_pass(problem, N, G, seed, rng, progress):
     """Memory-less one-pass recursion (module docstring); returns a :class:`~dmft.Result`."""
     t_start = time.perf_counter()
     T, p, k = problem.steps, problem.p, problem.k
@@ -99,7 +83,7 @@ def solve_one_pass(problem, N, G, seed, rng, progress, divergence=1e10):
     a = np.ascontiguousarray(problem.a)
     bounds = np.linspace(0, N, G + 1).round().astype(np.int64)
     counts = np.diff(bounds).astype(np.float64)
-    K = _Kernels(G, T, p, k)
+    K = Kernels.zeros(G, T, p, k)
     K.M[:, 0] = problem.M0
     K.C_theta[:, 0, 0] = problem.C0
     K.Psi[:, 0] = np.eye(p)
@@ -107,21 +91,17 @@ def solve_one_pass(problem, N, G, seed, rng, progress, divergence=1e10):
     status, message, completed = "ok", "", T
     t_sample = 0.0
     eye = np.eye(p)
-    show = progress if progress != "auto" else N * (T + 1) > 5e8
     # overflow is not reported by numpy: every step is checked and a divergence reported
     with np.errstate(over="ignore", invalid="ignore"):
-        for t in tqdm(range(T + 1), desc="DMFT one-pass", disable=not show, leave=False):
+        for t in progress_bar(progress, "one-pass", N * (T + 1), iterable=range(T + 1),
+                              desc="DMFT one-pass", unit="step"):
             C = K.C_theta[:, t, t]
-            if not np.all(np.isfinite(C)) or np.abs(C).max() > divergence:
+            if not np.all(np.isfinite(C)) or np.abs(C).max() > DIVERGENCE:
                 status, message, completed = "diverged", f"step {t}: C_theta diverged", t - 1
                 break
             C_half, C_ihalf = _sqrtm(C, t)
             z = rng.standard_normal((N, k))
-            y = problem.target(z) + math.sqrt(problem.noise) * rng.standard_normal(N)
-            if not np.all(np.isfinite(y)):
-                raise ProblemError("target", f"{problem.target.expr!r} is not finite at "
-                                             f"{int(np.sum(~np.isfinite(y)))} of {N} Gaussian "
-                                             f"inputs (e.g. log or sqrt of a negative number)")
+            y = problem.labels(z, rng.standard_normal(N))
             zeta = rng.standard_normal((N, p))
             gg, S = np.zeros((G, p, p)), np.zeros((G, p, p))
             gz, lo = np.zeros((G, p, k)), np.zeros(G)
@@ -140,11 +120,11 @@ def solve_one_pass(problem, N, G, seed, rng, progress, divergence=1e10):
             K.M[:, t + 1] = decay * K.M[:, t] - eta * alpha * gz
             SC = S @ C_half
             K.C_theta[:, t + 1, t + 1] = decay ** 2 * C - decay * eta * alpha * (
-                SC + np.swapaxes(SC, -1, -2)) + (eta * alpha) ** 2 * S @ np.swapaxes(S, -1, -2) \
+                SC + swap(SC)) + (eta * alpha) ** 2 * S @ swap(S) \
                 + eta ** 2 * alpha * gg
             A = decay * eye - eta * alpha * R                 # theta(t+1) = A theta(t) - eta xi(t)
             K.C_theta[:, t + 1, :t + 1] = A[:, None] @ K.C_theta[:, t, :t + 1]
-            K.C_theta[:, :t + 1, t + 1] = np.swapaxes(K.C_theta[:, t + 1, :t + 1], -1, -2)
+            K.C_theta[:, :t + 1, t + 1] = swap(K.C_theta[:, t + 1, :t + 1])
             K.Psi[:, t + 1] = A @ K.Psi[:, t]
             K.R_theta[:, t + 1, :t] = A[:, None] @ K.R_theta[:, t, :t]
             K.R_theta[:, t + 1, t] = -eta * eye
@@ -160,6 +140,6 @@ def solve_one_pass(problem, N, G, seed, rng, progress, divergence=1e10):
                "weight_side": time.perf_counter() - t_start - t_sample}
     nan = np.full(T + 1, np.nan)
     return Result.from_replicas(
-        problem=problem, W=K, losses=losses, completed=completed, status=status,
+        problem=problem, kernels=K, losses=losses, completed=completed, status=status,
         message=message, seed=seed, n_paths=N, n_groups=G, response="stein",
         timings=timings, residuals={"omega_cov": nan, "g_innovation": nan.copy()})

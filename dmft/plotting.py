@@ -1,5 +1,5 @@
 """Figures: overlap curves, Q and losses with Monte Carlo error bands."""
-
+from .io import save_figure
 
 
 def _band(ax, t, y, err, label, **kw):
@@ -8,7 +8,7 @@ def _band(ax, t, y, err, label, **kw):
     return line
 
 
-def _figure(path, fig, size):
+def new_figure(path, fig, size):
     """A figure without pyplot when saving to a file (leaves the user's backend alone)."""
     if fig is not None:
         return fig
@@ -23,8 +23,7 @@ def finish(fig, path):
     """Lay out ``fig`` and, when ``path`` is given, save it atomically; returns ``fig``."""
     fig.tight_layout()
     if path is not None:
-        from .io import _atomic_savefig
-        _atomic_savefig(fig, path)
+        save_figure(fig, path)
     return fig
 
 
@@ -33,7 +32,7 @@ def plot_result(res, path=None, fig=None):
     (for a DMFT Result or a SimResult).
 
     Bands are +-2 standard errors.  Returns the matplotlib Figure (saved to ``path`` if given)."""
-    fig = _figure(path, fig, (13, 3.8))
+    fig = new_figure(path, fig, (13, 3.8))
     axes = fig.subplots(1, 3)
     t = res.t
     p, k = res.problem.p, res.problem.k
@@ -61,14 +60,11 @@ def plot_result(res, path=None, fig=None):
     return finish(fig, path)
 
 
-__all__ = ["plot_result"]
-
-
 def plot_comparison(cmp, path=None, fig=None):
     """DMFT bands (+-2 errors) and simulation means with 2-error bars: M per neuron and
     direction, Q entries, train loss, test error; the worst |z| in each title."""
     res, sim = cmp.result, cmp.sim
-    fig = _figure(path, fig, (12, 8))
+    fig = new_figure(path, fig, (12, 8))
     axes = fig.subplots(2, 2).ravel()
     t = res.t
     p, k = res.problem.p, res.problem.k
@@ -104,7 +100,7 @@ def plot_comparison(cmp, path=None, fig=None):
 def plot_schedules(comparisons, path=None, fig=None):
     """Several schedules on one figure: normalised overlaps, train loss and test error; DMFT
     as bands (+-2 errors), simulations as points with 2-error bars, one colour per schedule."""
-    fig = _figure(path, fig, (14, 4.2))
+    fig = new_figure(path, fig, (14, 4.2))
     axes = fig.subplots(1, 3)
     colors = ["C0", "C3", "C2", "C1", "C4", "C5"]
     for n, cmp in enumerate(comparisons):

@@ -26,6 +26,15 @@ from .checks import real as _real
 MAX_WIDTH = 1000
 
 
+#: every field of a Problem (the arguments of its constructor) and its kind: "expr" (a target
+#: expression), "name" (one of a list of names), "real", "int" or "array"
+FIELDS = {"target": "expr", "p": "int", "activation": "name", "a": "array", "alpha": "real",
+          "eta": "real", "ridge": "real", "noise": "real", "steps": "int", "M0": "array",
+          "Q0": "array", "k": "int", "schedule": "name"}
+#: the fields that set the shapes of the arrays of a solve (a sweep cannot vary them)
+SHAPE_FIELDS = ("p", "k", "steps", "a", "M0", "Q0")
+
+
 def default_second_layer(p):
     """+-1/sqrt(p), alternating +, -, +, ..."""
     return np.array([(1.0 if j % 2 == 0 else -1.0) / math.sqrt(p) for j in range(p)])
@@ -115,6 +124,17 @@ class Problem:
         """Covariance of theta(0): ``Q0 - M0 M0^T`` (p, p)."""
         return self.Q0 - self.M0 @ self.M0.T
 
+    def labels(self, z, xi):
+        """Labels y = f*(z) + sqrt(noise) xi for latent samples ``z`` (n, k) and standard
+        normals ``xi`` (n,); ProblemError on ``target`` where f* is not finite."""
+        fz = self.target(z)
+        bad = int(np.sum(~np.isfinite(fz)))
+        if bad:
+            raise ProblemError("target", f"{self.target.expr!r} is not finite at {bad} of "
+                                         f"{fz.size} Gaussian inputs (e.g. log or sqrt of a "
+                                         f"negative number)")
+        return fz + math.sqrt(self.noise) * xi
+
     def to_dict(self):
         """JSON-serialisable dict that :meth:`from_dict` turns back into an equal Problem."""
         return {
@@ -128,7 +148,7 @@ class Problem:
     def from_dict(cls, d):
         if not isinstance(d, dict):
             raise ProblemError("problem", "expected a table of problem fields")
-        known = set(cls.__init__.__code__.co_varnames[1:cls.__init__.__code__.co_argcount])
+        known = set(FIELDS)
         unknown = sorted(set(d) - known)
         if unknown:
             raise ProblemError(unknown[0], f"unknown problem field; known fields: "

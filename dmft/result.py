@@ -1,107 +1,243 @@
-"""`Result`: one object carrying the DMFT solution, its error bars and its diagnostics.
+"""Results: the DMFT's :class:`Result` and the simulator's :class:`SimResult`, two kinds of
+learning curves with error bars that share one base, :class:`Curves`; and :func:`load`.
 
-Array attributes (T = problem.steps; every ``X`` has a standard error ``X_err``):
+Every field is declared (dataclasses); arrays follow :data:`dmft.schema.VARIABLES`
+(T = problem.steps; every array ``X`` has a standard error ``X_err``):
 
 ==================  ===================  ==============================================
-attribute           shape                meaning
+field               shape                meaning
 ==================  ===================  ==============================================
 ``t``               (T+1,)               time steps 0..T
 ``M``               (T+1, p, k)          overlaps W W*^T / d
 ``Q``               (T+1, p, p)          Gram matrix W W^T / d
 ``overlap``         (T+1, p, k)          normalised overlaps M_jr / sqrt(Q_jj)
-``train_loss``      (T+1,)               mean loss over the (reused) batch
-``test_error``      (T+1,)               E[(yhat - y)^2 / 2] on a fresh sample, noise included
-``C_theta``         (T+1, T+1, p, p)     weight-side covariance
-``R_theta``         (T+1, T+1, p, p)     weight-side response (R_theta(t, s), s < t)
+``train_loss``      (T+1,)               mean loss over the samples used at step t
+``test_error``      (T+1,)               population loss on a fresh sample, noise included
+``C_theta``         (T+1, T+1, p, p)     weight-side covariance (Result only)
+``R_theta``         (T+1, T+1, p, p)     weight-side response R_theta(t, s), s < t
 ``C_g``, ``R_g``    (T+1, T+1, p, p)     sample-side covariance and response of g
 ``Psi``             (T+1, p, p)          response of theta(t) to theta(0)
 ==================  ===================  ==============================================
 
-``replicas`` holds the per-replica M, Q, train_loss and test_error (leading axis G) from which
-means and errors are formed.  Steps after a numerical failure are NaN (``steps_completed``
-tells how far the solution is valid, ``status`` and ``message`` why it stopped) and a
-:class:`~dmft.DivergenceWarning` is issued when the result is built.
+A Result's ``replicas`` hold the per-replica M, Q, overlap, train_loss and test_error (leading
+axis G) from which means and errors are formed; a SimResult's ``seeds`` the per-seed ones.
+Steps after a numerical failure are NaN (``steps_completed`` says how far the curves are
+valid, ``status`` and ``message`` why they stop) and a :class:`~dmft.DivergenceWarning` is
+issued when the result is built.
 """
+import math
 import warnings
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-from . import __version__
-from .errors import DivergenceWarning
+from . import schema
+from .errors import DivergenceWarning, ProblemError
+from .io import open_dataset, write_dataset
+from .problem import Problem
+from .schema import attr, group, var
+from .version import __version__
 
 OBSERVABLES = ("M", "Q", "overlap", "train_loss", "test_error")
 KERNELS = ("C_theta", "R_theta", "C_g", "R_g", "Psi")
 
 
-def _mean_err(x):
-    """Replica mean and standard error over axis 0."""
-    G = x.shape[0]
-    return x.mean(axis=0), x.std(axis=0, ddof=1) / np.sqrt(G)
+def mean_err(x):
+    """Mean and standard error over the first axis (replicas or seeds); NaN errors for one
+    sample."""
+    n = x.shape[0]
+    if n < 2:
+        return x.mean(axis=0), np.full(x.shape[1:], np.nan)
+    return x.mean(axis=0), x.std(axis=0, ddof=1) / math.sqrt(n)
 
 
-class Result:
-    """Solution of the DMFT (see module docstring for the attributes)."""
+@dataclass(eq=False, kw_only=True)
+class Curves:
+    """Learning curves with standard errors and the diagnostics of the run that made them
+    (the base of :class:`Result` and :class:`SimResult`; see the module docstring)."""
 
-    def __init__(self, **fields):
-        self.__dict__.update(fields)
+    KIND: ClassVar[str] = ""
+    problem: Problem = attr("problem")
+    t: np.ndarray = attr("coord")
+    M: np.ndarray = var()
+    M_err: np.ndarray = var()
+    Q: np.ndarray = var()
+    Q_err: np.ndarray = var()
+    overlap: np.ndarray = var()
+    overlap_err: np.ndarray = var()
+    train_loss: np.ndarray = var()
+    train_loss_err: np.ndarray = var()
+    test_error: np.ndarray = var()
+    test_error_err: np.ndarray = var()
+    seed: int = attr()
+    version: str = attr()
+    status: str = attr()
+    message: str = attr()
+    timings: dict = attr("json")
 
-    # ------------------------------------------------------------------ construction
+    @property
+    def steps_completed(self):
+        """Last step at which M and Q are finite (the curves are NaN after it); -1 if none."""
+        good = np.isfinite(self.M).all(axis=(1, 2)) & np.isfinite(self.Q).all(axis=(1, 2))
+        return len(good) - 1 if good.all() else int(np.argmin(good)) - 1
+
+    @property
+    def ok(self):
+        """Whether the run finished every step."""
+        return self.status == "ok"
+
+    def to_dataset(self):
+        """The result as a labelled :class:`xarray.Dataset` (the layout of
+        :mod:`dmft.schema`).
+
+        Returns
+        -------
+        xarray.Dataset
+        """
+        ds = schema.to_dataset(self, self.KIND)
+        ds.attrs["steps_completed"] = self.steps_completed
+        return ds
+
     @classmethod
-    def from_replicas(cls, problem, W, losses, completed, status, message, seed, n_paths,
+    def from_dataset(cls, ds):
+        """Rebuild a result from :meth:`to_dataset` output.
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+
+        Returns
+        -------
+        Curves
+            An instance of ``cls``.
+        """
+        schema.check_kind(ds, cls.KIND, cls.__name__)
+        try:
+            return cls(**schema.from_dataset(cls, ds))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ProblemError("path", f"incomplete or corrupt {cls.KIND} file ({exc})") from None
+
+    def save(self, path):
+        """Write the result to a netCDF file, atomically; read it back with :func:`load`.
+
+        Parameters
+        ----------
+        path : str or path-like
+
+        Returns
+        -------
+        str
+            The path written.
+        """
+        return write_dataset(self.to_dataset(), path)
+
+    def plot(self, path=None, fig=None):
+        """Overlaps, Q and losses with +-2 standard-error bands.
+
+        Parameters
+        ----------
+        path : str, optional
+            Save the figure there (atomically).
+        fig : matplotlib.figure.Figure, optional
+            Draw into this figure.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        from .plotting import plot_result
+        return plot_result(self, path=path, fig=fig)
+
+    def warn_if_failed(self, what):
+        """Issue the DivergenceWarning of a run that stopped early (``what``: the words before
+        the message, e.g. "DMFT diverged")."""
+        if not self.ok:
+            kept = f"steps 0..{self.steps_completed} kept, later steps are NaN" \
+                if self.steps_completed >= 0 else "no step completed"
+            warnings.warn(DivergenceWarning(f"{what} ({self.message}); {kept}"), stacklevel=4)
+
+
+@dataclass(eq=False, kw_only=True)
+class Result(Curves):
+    """Solution of the DMFT: replica means and standard errors (module docstring), the
+    kernels, the per-replica curves and the solver's diagnostics (``residuals``, ``timings``
+    in seconds, ``status`` and ``message``)."""
+
+    KIND: ClassVar[str] = "dmft.Result"
+    C_theta: np.ndarray = var()
+    C_theta_err: np.ndarray = var()
+    R_theta: np.ndarray = var()
+    R_theta_err: np.ndarray = var()
+    C_g: np.ndarray = var()
+    C_g_err: np.ndarray = var()
+    R_g: np.ndarray = var()
+    R_g_err: np.ndarray = var()
+    Psi: np.ndarray = var()
+    Psi_err: np.ndarray = var()
+    replicas: dict = group("replica_", "replica")
+    residuals: dict = group("residual_", None)
+    n_paths: int = attr()
+    n_groups: int = attr()
+    response: str = attr()
+
+    @classmethod
+    def from_replicas(cls, problem, kernels, losses, completed, status, message, seed, n_paths,
                       n_groups, response, timings, residuals):
+        """Means and errors over the replicas of a solve.
+
+        Parameters
+        ----------
+        problem : Problem
+        kernels : dmft.weight.Kernels
+            Per-replica M and kernels.
+        losses : ndarray (G, T+1, 2)
+            Per-replica train loss and test error.
+        completed : int
+            Last step completed; later steps are set to NaN.
+        status, message : str
+        seed, n_paths, n_groups : int
+        response : str
+        timings, residuals : dict
+
+        Returns
+        -------
+        Result
+        """
         T = problem.steps
         with np.errstate(over="ignore", invalid="ignore"):   # steps after a failure: NaN below
-            Q_rep = np.stack([W.Q(t) for t in range(T + 1)], axis=1)           # (G, T+1, p, p)
+            Q_rep = np.stack([kernels.Q(t) for t in range(T + 1)], axis=1)   # (G, T+1, p, p)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             diag = np.sqrt(np.einsum("gtjj->gtj", Q_rep))
-            ov_rep = W.M / diag[..., None]
-        rep = {"M": W.M.copy(), "Q": Q_rep, "overlap": ov_rep,
+            ov_rep = kernels.M / diag[..., None]
+        rep = {"M": kernels.M.copy(), "Q": Q_rep, "overlap": ov_rep,
                "train_loss": losses[..., 0].copy(), "test_error": losses[..., 1].copy()}
         bad = slice(completed + 1, None)
         for x in rep.values():
             x[:, bad] = np.nan
-        f = {"problem": problem, "seed": seed, "n_paths": n_paths, "n_groups": n_groups,
-             "response": response, "version": __version__, "timings": timings,
-             "status": status, "message": message, "steps_completed": completed,
-             "residuals": {key: np.asarray(v) for key, v in residuals.items()},
-             "t": np.arange(T + 1), "replicas": rep}
+        f = {}
         for name in OBSERVABLES:
-            f[name], f[name + "_err"] = _mean_err(rep[name])
+            f[name], f[name + "_err"] = mean_err(rep[name])
         for name in KERNELS:
-            x = getattr(W, name).copy()
+            x = getattr(kernels, name).copy()
             x[:, bad] = np.nan
             if x.ndim == 5:
                 x[:, :, bad] = np.nan
-            f[name], f[name + "_err"] = _mean_err(x)
-        if status != "ok":
-            kept = f"steps 0..{completed} kept, later steps are NaN" if completed >= 0 else \
-                "no step completed"
-            warnings.warn(DivergenceWarning(f"DMFT {status} ({message}); {kept}"), stacklevel=3)
-        return cls(**f)
-
-    # ------------------------------------------------------------------ conveniences
-    @property
-    def ok(self):
-        return self.status == "ok"
-
-    def save(self, path):
-        """Write the result to a netCDF file (atomically); read it back with :func:`dmft.load`."""
-        from .io import save_result
-        return save_result(self, path)
-
-    def to_dataset(self):
-        """The result as a labelled :class:`xarray.Dataset`."""
-        from .io import result_to_dataset
-        return result_to_dataset(self)
-
-    def plot(self, path=None, fig=None):
-        """Overlap curves (with error bands), Q and losses; saved to ``path`` if given."""
-        from .plotting import plot_result
-        return plot_result(self, path=path, fig=fig)
+            f[name], f[name + "_err"] = mean_err(x)
+        res = cls(problem=problem, seed=seed, n_paths=n_paths, n_groups=n_groups,
+                  response=response, version=__version__, timings=timings, status=status,
+                  message=message, t=np.arange(T + 1), replicas=rep,
+                  residuals={key: np.asarray(v) for key, v in residuals.items()}, **f)
+        res.warn_if_failed(f"DMFT {status}")
+        return res
 
     def summary(self):
-        """A short human-readable summary."""
-        T = self.problem.steps
+        """A short human-readable summary: the run, then the losses and overlaps per step.
+
+        Returns
+        -------
+        str
+        """
         lines = [f"dmft {self.version}  {self.problem!r}",
                  f"n_paths={self.n_paths}  replicas={self.n_groups}  response={self.response}  "
                  f"seed={self.seed}  status={self.status}"
@@ -109,7 +245,7 @@ class Result:
                  f"time {self.timings['total']:.2f} s "
                  f"(sample side {self.timings['sample_side']:.2f} s)",
                  " t   test_error             train_loss             overlap M/sqrt(Q_jj)"]
-        for t in range(T + 1):
+        for t in range(self.problem.steps + 1):
             ov = " ".join(f"{m:+.4f}" for m in np.ravel(self.overlap[t]))
             lines.append(f"{t:2d}   {self.test_error[t]:.5f}+-{self.test_error_err[t]:.5f}  "
                          f"{self.train_loss[t]:.5f}+-{self.train_loss_err[t]:.5f}  {ov}")
@@ -118,3 +254,53 @@ class Result:
     def __repr__(self):
         return (f"<dmft.Result {self.problem.target.expr!r} p={self.problem.p} "
                 f"T={self.problem.steps} n_paths={self.n_paths} status={self.status}>")
+
+
+@dataclass(eq=False, kw_only=True)
+class SimResult(Curves):
+    """Finite-size simulation over seeds: means over seeds and standard errors (module
+    docstring), per-seed arrays in ``seeds`` (leading axis S), the run's settings."""
+
+    KIND: ClassVar[str] = "dmft.SimResult"
+    seeds: dict = group("seed_", "seed")
+    d: int = attr()
+    n: int = attr()
+    n_seeds: int = attr()
+    dtype: str = attr()
+    n_test: int = attr()
+
+    def summary(self):
+        """A short human-readable summary of the run.
+
+        Returns
+        -------
+        str
+        """
+        lines = [f"dmft {self.version} simulation  {self.problem!r}",
+                 f"d={self.d} n={self.n} seeds={self.n_seeds} dtype={self.dtype} seed={self.seed}"
+                 f" status={self.status}" + (f" ({self.message})" if self.message else ""),
+                 f"time {self.timings['total']:.2f} s"]
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return (f"<dmft.SimResult {self.problem.target.expr!r} d={self.d} "
+                f"seeds={self.n_seeds} status={self.status}>")
+
+
+def load(path):
+    """Load a DMFT result (``Result.save``) or a simulation (``SimResult.save``).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A netCDF file written by :meth:`Curves.save`.
+
+    Returns
+    -------
+    Result or SimResult
+    """
+    ds = open_dataset(path)
+    cls = {c.KIND: c for c in (Result, SimResult)}.get(ds.attrs.get("kind"))
+    if cls is None:
+        raise ProblemError("path", f"{path} is not a dmft result or simulation file")
+    return cls.from_dataset(ds)

@@ -6,19 +6,18 @@ weight-side coefficients of those groups; it returns the per-group sums the weig
 ``dmft.solve`` uses one shard in-process, or several shards kept resident on Dask workers as
 actors (``solve(..., client=...)``): per step only the small coefficient arrays and per-group
 sums travel.  Every group draws from its own random stream (``SeedSequence(seed).spawn(G)``),
-in a fixed order (z*, label noise, eps0, selection patterns, then eta(t) step by step,
-drawn at once in parallel by :func:`dmft.kernels.draw_eta`), so the
+in a fixed order (z*, label noise, eps0, selection patterns, then the innovations nu(t) step
+by step, drawn at once in parallel by :func:`dmft.kernels.draw_nu`), so the
 numbers do not depend on how groups are spread over shards or threads: a sharded solve equals
 the single-process one.
 """
 import math
-import os
+from dataclasses import dataclass
 
 import numpy as np
 
 from . import kernels
 from .activations import get_activation
-from .errors import ProblemError
 from .problem import Problem
 
 
@@ -39,6 +38,66 @@ def chunk_layout(bounds, size=kernels.CHUNK):
     return np.array(chunks, dtype=np.int64).reshape(-1, 2), np.array(group_chunks, np.int64)
 
 
+@dataclass
+class StepCoefficients:
+    """Weight-side coefficients of step t for the shard's groups (leading axis G).
+
+    ``P_t`` (G, p, p) P(t); ``B_row`` (G, t, p, p) B(t, v), v < t, multiplying nu(v) in the
+    field omega(t); ``B_mem`` (G, t, p, p) the same B(t, v) multiplying kappa(v) in the memory
+    term and ``c_last`` (G, p) the coefficient of -r(t-1) in it (the learning rate); ``K_prev``
+    (G, t-1, p, p) K(t-1, v) and ``c_prev`` (G, t-2, p, p), ``K_inv_prev`` (G, p, p) the
+    re-orthogonalisation and whitening of r(t-2) (see :mod:`dmft.kernels`); ``M_t`` (G, p, k);
+    ``R_theta`` (G, T+1, T+1, p, p) or None (pathwise estimator only)."""
+
+    P_t: np.ndarray
+    B_row: np.ndarray
+    B_mem: np.ndarray
+    c_last: np.ndarray
+    K_prev: np.ndarray
+    c_prev: np.ndarray
+    K_inv_prev: np.ndarray
+    M_t: np.ndarray
+    R_theta: object = None
+
+    def groups(self, g0, g1):
+        """The coefficients of groups g0 .. g1-1."""
+        sl = slice(g0, g1)
+        return StepCoefficients(*(None if x is None else x[sl] for x in (
+            self.P_t, self.B_row, self.B_mem, self.c_last, self.K_prev, self.c_prev,
+            self.K_inv_prev, self.M_t, self.R_theta)))
+
+
+@dataclass
+class StepSums:
+    """Per-group Monte Carlo sums of one step over the groups' paths (leading axis G; the
+    caller divides by the group sizes).
+
+    ``gg`` sum g(t) g(t)^T (G, p, p); ``gk`` sum g(t) kappa(v)^T, v < t (G, t, p, p;
+    kappa(t-1) still raw); ``gz`` sum g(t) z*^T (G, p, k); ``om2`` sum omega(t) omega(t)^T;
+    ``kk`` sum r(t-1) r(t-1)^T; ``cw`` sum r(t-1) kappa(w)^T, w < t-1; ``losses`` (G, 3): sum of
+    s * train loss, of test loss, of s (selected paths).  Stein estimator: ``S_eps`` sum
+    g(t) eps0^T and ``S_nu`` sum g(t) nu(v)^T, v < t.  Pathwise estimator: ``R_g`` sum of
+    dg(t)/domega(u), u <= t (G, t+1, p, p)."""
+
+    gg: np.ndarray
+    gk: np.ndarray
+    gz: np.ndarray
+    om2: np.ndarray
+    kk: np.ndarray
+    cw: np.ndarray
+    losses: np.ndarray
+    S_eps: object = None
+    S_nu: object = None
+    R_g: object = None
+
+    @classmethod
+    def join(cls, parts):
+        """Concatenate the sums of consecutive groups (shards) along the group axis."""
+        return cls(**{f: None if getattr(parts[0], f) is None else
+                      np.concatenate([getattr(x, f) for x in parts], axis=0)
+                      for f in cls.__dataclass_fields__})
+
+
 class Shard:
     """Paths of groups [g0, g1) of a solve with N paths in G groups (see module docstring)."""
 
@@ -53,11 +112,7 @@ class Shard:
         self.n, self.G = n, g1 - g0
         self.code = get_activation(pr.activation).code
         self.a = np.ascontiguousarray(pr.a)
-        self.lr = pr.eta
         self.sqrt_alpha = math.sqrt(pr.alpha_tot)
-        # test-only switch that breaks the solver on purpose (drops the memory term), so that
-        # the validation suite can be shown to fail; never set in normal use
-        self.mem_scale = 0.0 if os.environ.get("DMFT_TEST_BREAK") == "memory" else 1.0
         self.response = response
         seqs = np.random.SeedSequence(seed).spawn(G)[g0:g1]
         self.rngs = tuple(np.random.default_rng(s) for s in seqs)
@@ -65,45 +120,41 @@ class Shard:
         self.eps0 = np.empty((p, n))           # per-path vectors stored by coordinate
         xi = np.empty(n)
         kernels.draw_inputs(self.rngs, self.bounds, self.zT, xi, self.eps0)
-        self.y = pr.target(self.zT.T) + math.sqrt(pr.noise) * xi
+        self.y = pr.labels(self.zT.T, xi)
         masks = [pr.plan.mask(rng, self.bounds[b + 1] - self.bounds[b], T)
                  for b, rng in enumerate(self.rngs)]
-        if not np.all(np.isfinite(self.y)):
-            bad = int(np.sum(~np.isfinite(self.y)))
-            raise ProblemError("target", f"{pr.target.expr!r} is not finite at {bad} of {n} "
-                                         f"Gaussian inputs (e.g. log or sqrt of a negative number)")
         self.mask = np.zeros((0, 0), dtype=np.uint8) if masks[0] is None else \
             np.ascontiguousarray(np.concatenate(masks, axis=1))
         # histories blocked by chunk, (chunk, time, neuron, lane): one chunk's history is
         # one contiguous block, read as a single stream (see dmft.kernels)
         self.chunks, self.group_chunks = chunk_layout(self.bounds)
         shape = (len(self.chunks), max(T, 1), p, kernels.CHUNK)
-        self.eta = np.zeros(shape, dtype=np.float32)
+        self.nu = np.zeros(shape, dtype=np.float32)
         self.kappa = np.zeros(shape, dtype=np.dtype(history))
-        if T >= 1:                             # eta(0 .. T-1), in parallel, after z*, y, eps0
-            kernels.draw_eta(self.rngs, self.eta, self.chunks, self.group_chunks)
+        if T >= 1:                             # nu(0 .. T-1), in parallel, after z*, y, eps0
+            kernels.draw_nu(self.rngs, self.nu, self.chunks, self.group_chunks)
         self.g_prev = np.zeros((p, n))
         self.D_hist = np.zeros((T + 1, n, p, p)) if response == "pathwise" else \
             np.zeros((1, 1, p, p))
 
-    def step(self, t, P_t, B_row, K_prev, c_prev, K_inv_prev, M_t, R_theta=None):
-        """Advance the shard's paths to step t (coefficients have a leading axis of the
-        shard's groups).  Returns the per-group sums (gg, gk, gz, om2, kk, cw, S_eps, S_eta,
-        losses) for Stein, with R_g(t, .) sums in place of (S_eps, S_eta) for pathwise."""
+    def step(self, t, coef):
+        """Advance the shard's paths to step t given the :class:`StepCoefficients` of its
+        groups; returns their :class:`StepSums`."""
         G, p, k = self.G, self.p, self.k
-        gg, gz = np.zeros((G, p, p)), np.zeros((G, p, k))
-        gk, om2 = np.zeros((G, t, p, p)), np.zeros((G, p, p))
-        kk, cw = np.zeros((G, p, p)), np.zeros((G, max(t - 1, 0), p, p))
-        lo = np.zeros((G, 3))
-        args = (t, self.code, self.a, self.zT, self.y, self.sqrt_alpha, self.lr, self.eps0,
-                self.eta, self.kappa, self.g_prev)
-        coef = (P_t, B_row, K_prev, c_prev, K_inv_prev, M_t, self.mask, self.mem_scale)
+        sums = StepSums(gg=np.zeros((G, p, p)), gk=np.zeros((G, t, p, p)),
+                        gz=np.zeros((G, p, k)), om2=np.zeros((G, p, p)), kk=np.zeros((G, p, p)),
+                        cw=np.zeros((G, max(t - 1, 0), p, p)), losses=np.zeros((G, 3)))
+        args = (t, self.code, self.a, self.zT, self.y, self.sqrt_alpha, self.eps0, self.nu,
+                self.kappa, self.g_prev)
+        c = (coef.P_t, coef.B_row, coef.B_mem, coef.c_last, coef.K_prev, coef.c_prev,
+             coef.K_inv_prev, coef.M_t, self.mask)
+        out = (sums.gg, sums.gk, sums.gz, sums.om2, sums.kk, sums.cw)
         if self.response == "stein":
-            S_eps, S_eta = np.zeros((G, p, p)), np.zeros((G, t, p, p))
-            kernels.step_stein(*args, self.chunks, self.group_chunks, *coef, gg, gk, gz, om2,
-                               kk, cw, S_eps, S_eta, lo)
-            return gg, gk, gz, om2, kk, cw, S_eps, S_eta, lo
-        Rg = np.zeros((G, t + 1, p, p))
-        kernels.step_pathwise(*args, self.D_hist, self.chunks, self.group_chunks, *coef,
-                              R_theta, gg, gk, gz, om2, kk, cw, Rg, lo)
-        return gg, gk, gz, om2, kk, cw, Rg, None, lo
+            sums.S_eps, sums.S_nu = np.zeros((G, p, p)), np.zeros((G, t, p, p))
+            kernels.step_stein(*args, self.chunks, self.group_chunks, *c, *out, sums.S_eps,
+                               sums.S_nu, sums.losses)
+        else:
+            sums.R_g = np.zeros((G, t + 1, p, p))
+            kernels.step_pathwise(*args, self.D_hist, self.chunks, self.group_chunks, *c,
+                                  coef.R_theta, *out, sums.R_g, sums.losses)
+        return sums

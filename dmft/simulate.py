@@ -20,19 +20,23 @@ Seeds run in parallel processes (joblib/loky, one BLAS thread each); seed i uses
 import math
 import os
 import time
-import warnings
 
 import numpy as np
-from tqdm.auto import tqdm
+from threadpoolctl import threadpool_limits
 
-from . import __version__
+from .version import __version__
 from .activations import get_activation
-from .errors import PSD_RTOL, DivergenceWarning, ProblemError, check_projection
+from .linalg import psd_factor
+from .errors import DIVERGENCE, PSD_RTOL, ProblemError, check_projection
 from .problem import Problem
-from .checks import available_bytes, integer
+from .result import SimResult, mean_err
+from .checks import MEMORY_HEADROOM, available_bytes
+from .options import SIMULATION, draw_seed
+from .progress import progress_bar
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
-DIVERGENCE = 1e10
+#: the arrays each run returns per step (and the SimResult keeps per seed)
+PER_SEED = ("M", "Q", "train_loss", "test_error")
 #: Q - M M^T is PSD exactly; in float32 the teacher rows are orthonormal only to ~1e-7, so
 #: the round-off left in it is larger (KernelProjectionWarning thresholds, relative to Q)
 PSD_RTOL_SIM = {"float64": PSD_RTOL, "float32": 1e-5}
@@ -44,8 +48,7 @@ def initial_weights(problem, d, rng, dtype=np.float64):
     basis, _ = np.linalg.qr(rng.standard_normal((d, k + p)))        # orthonormal columns
     W_star = math.sqrt(d) * basis[:, :k].T
     U = basis[:, k:].T
-    lam, V = np.linalg.eigh(problem.C0)
-    L = V * np.sqrt(np.clip(lam, 0.0, None))                         # L L^T = Q0 - M0 M0^T
+    L, _ = psd_factor(problem.C0)                                    # L L^T = Q0 - M0 M0^T
     W0 = problem.M0 @ W_star + math.sqrt(d) * (L @ U)
     return W_star.astype(dtype), W0.astype(dtype)
 
@@ -59,8 +62,7 @@ def _test_error(problem, act, M, Q, zt, ut, eps_t):
     """Population error given (M, Q): h = M z + (Q - M M^T)^{1/2} u for the per-seed samples.
     Also returns the most negative eigenvalue of Q - M M^T relative to the largest of Q, that
     clipping to zero corrected (round-off: Q - M M^T = W (I - W*^T W* / d) W^T / d)."""
-    lam, V = np.linalg.eigh(Q - M @ M.T)
-    S = V * np.sqrt(np.clip(lam, 0.0, None))
+    S, lam = psd_factor(Q - M @ M.T)
     h = zt @ M.T + ut @ S.T
     y = problem.target(zt) + math.sqrt(problem.noise) * eps_t
     top = float(np.abs(np.linalg.eigvalsh(Q)).max())
@@ -82,12 +84,7 @@ def run_seed(problem_dict, d, seed_seq, dtype="float64", n_test=100_000):
     def draw_batch():
         X = rng.standard_normal((n, d), dtype=dt)
         z = (X @ W_star.T).astype(np.float64) / sq
-        fz = problem.target(z)
-        if not np.all(np.isfinite(fz)):
-            raise ProblemError("target", f"{problem.target.expr!r} is not finite at "
-                                         f"{int(np.sum(~np.isfinite(fz)))} of {n} Gaussian inputs "
-                                         f"(e.g. log or sqrt of a negative number)")
-        return X, (fz + math.sqrt(problem.noise) * rng.standard_normal(n)).astype(dt)
+        return X, problem.labels(z, rng.standard_normal(n)).astype(dt)
 
     X, y = draw_batch()
     zt, ut = rng.standard_normal((n_test, k)), rng.standard_normal((n_test, p))
@@ -124,143 +121,113 @@ def run_seed(problem_dict, d, seed_seq, dtype="float64", n_test=100_000):
     return out, status, message
 
 
-def _available_bytes():
-    return available_bytes()
+def collect(problem, d, runs, seed, dtype, n_test, timings):
+    """The :class:`~dmft.SimResult` of finished runs (``run_seed`` outputs): means over seeds,
+    standard errors, per-seed arrays; warns when Q - M M^T needed more than round-off
+    projection or when a run diverged."""
+    per = {name: np.stack([r[0][name] for r in runs]) for name in PER_SEED}
+    status = "ok" if all(r[1] == "ok" for r in runs) else "diverged"
+    messages = sorted({r[2] for r in runs if r[2]})
+    corr = [float(np.max(r[0].get("psd_correction", 0.0))) for r in runs]
+    worst = int(np.argmax(corr))
+    check_projection(-corr[worst], 1.0, f"Q - M M^T of the simulation (seed {worst})",
+                     int(np.argmax(runs[worst][0]["psd_correction"])) if corr[worst] else 0,
+                     rtol=PSD_RTOL_SIM[dtype])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per["overlap"] = per["M"] / np.sqrt(np.einsum("stjj->stj", per["Q"]))[..., None]
+    f = {}
+    for name in ("M", "Q", "overlap", "train_loss", "test_error"):
+        f[name], f[name + "_err"] = mean_err(per[name])
+    del per["overlap"]
+    sim = SimResult(problem=problem, d=d, n=max(1, int(round(problem.alpha * d))),
+                    n_seeds=len(runs), seed=seed, dtype=dtype, n_test=n_test,
+                    version=__version__, status=status, message="; ".join(messages),
+                    timings=timings, seeds=per, t=np.arange(problem.steps + 1), **f)
+    if status != "ok":
+        n_div = sum(r[1] != "ok" for r in runs)
+        sim.warn_if_failed(f"simulation diverged in {n_div} of {len(runs)} seeds")
+    return sim
 
 
-class SimResult:
-    """Finite-size simulation over seeds.  Per-seed arrays in ``seeds`` (leading axis S);
-    ``M, Q, train_loss, test_error`` are means over seeds and ``*_err`` standard errors."""
-
-    FIELDS = ("M", "Q", "train_loss", "test_error")
-
-    def __init__(self, **fields):
-        self.__dict__.update(fields)
-
-    @classmethod
-    def from_seeds(cls, problem, d, runs, seed, dtype, n_test, timings):
-        per = {name: np.stack([r[0][name] for r in runs]) for name in cls.FIELDS}
-        status = "ok" if all(r[1] == "ok" for r in runs) else "diverged"
-        messages = sorted({r[2] for r in runs if r[2]})
-        corr = [float(np.max(r[0].get("psd_correction", 0.0))) for r in runs]
-        worst = int(np.argmax(corr))
-        check_projection(-corr[worst], 1.0, f"Q - M M^T of the simulation (seed {worst})",
-                         int(np.argmax(runs[worst][0]["psd_correction"])) if corr[worst] else 0,
-                         rtol=PSD_RTOL_SIM[dtype])
-        f = {"problem": problem, "d": d, "n": max(1, int(round(problem.alpha * d))),
-             "n_seeds": len(runs), "seed": seed, "dtype": dtype, "n_test": n_test,
-             "version": __version__, "status": status, "message": "; ".join(messages),
-             "timings": timings, "seeds": per, "t": np.arange(problem.steps + 1)}
-        S = len(runs)
-        for name, x in per.items():
-            f[name] = x.mean(axis=0)
-            f[name + "_err"] = x.std(axis=0, ddof=1) / math.sqrt(S) if S > 1 else np.full_like(
-                f[name], np.nan)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ov = per["M"] / np.sqrt(np.einsum("stjj->stj", per["Q"]))[..., None]
-        f["overlap"], f["overlap_err"] = ov.mean(axis=0), ov.std(axis=0, ddof=1) / math.sqrt(S)
-        sim = cls(**f)
-        if status != "ok":
-            n_div = sum(r[1] != "ok" for r in runs)
-            warnings.warn(DivergenceWarning(
-                f"simulation diverged in {n_div} of {S} seeds ({sim.message}); "
-                + (f"steps 0..{sim.steps_completed} kept, the mean over seeds is NaN after"
-                   if sim.steps_completed >= 0 else "no step completed")), stacklevel=3)
-        return sim
-
-    @property
-    def steps_completed(self):
-        """Last step at which every seed is finite (the means are NaN after it); -1 if none."""
-        good = np.isfinite(self.M).all(axis=(1, 2)) & np.isfinite(self.Q).all(axis=(1, 2))
-        return len(good) - 1 if good.all() else int(np.argmin(good)) - 1
-
-    @property
-    def ok(self):
-        return self.status == "ok"
-
-    def save(self, path):
-        """Write the simulation to netCDF atomically; read it back with :func:`dmft.load`."""
-        from .io import save_simresult
-        return save_simresult(self, path)
-
-    def plot(self, path=None, fig=None):
-        """Overlap curves, Q and losses with 2-standard-error bands over seeds."""
-        from .plotting import plot_result
-        return plot_result(self, path=path, fig=fig)
-
-    def summary(self):
-        """A short human-readable summary."""
-        lines = [f"dmft {self.version} simulation  {self.problem!r}",
-                 f"d={self.d} n={self.n} seeds={self.n_seeds} dtype={self.dtype} seed={self.seed}"
-                 f" status={self.status}" + (f" ({self.message})" if self.message else ""),
-                 f"time {self.timings['total']:.2f} s"]
-        return "\n".join(lines)
-
-    def __repr__(self):
-        return (f"<dmft.SimResult {self.problem.target.expr!r} d={self.d} "
-                f"seeds={self.n_seeds} status={self.status}>")
-
-
-def check_simulation_args(problem, d=1000, n_seeds=8, seed=None, dtype="float64", n_jobs=None,
-                          n_test=100_000):
-    """Validate the arguments of :func:`simulate` (ProblemError naming the field) and return
-    ``(d, n_seeds, seed, n_jobs, n_test)``: seed drawn when None, n_jobs defaulted and reduced
-    so that the runs fit in the available memory."""
-    if not isinstance(problem, Problem):
-        raise ProblemError("problem", f"expected a dmft.Problem, got {type(problem).__name__}")
-    d = integer("d", d, 2)
-    n_seeds = integer("n_seeds", n_seeds, 1)
-    n_test = integer("n_test", n_test, 100)
-    if not isinstance(dtype, str) or dtype not in DTYPES:
-        raise ProblemError("dtype", f"must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    if seed is None:
-        seed = int(np.random.SeedSequence().entropy % (2 ** 63))
-    seed = integer("seed", seed, 0)
-    cpus = os.cpu_count() or 1
-    n_jobs = min(n_seeds, cpus) if n_jobs is None else integer("n_jobs", n_jobs, 1)
-    n = max(1, int(round(problem.alpha * d)))
-    # X plus matmul temporaries, and the n_test Gaussian samples of the test error
-    per_seed = n * d * np.dtype(dtype).itemsize * 2.5 + n_test * (problem.k + problem.p + 2) * 24
-    avail = _available_bytes()
-    if avail is not None:
-        if per_seed > 0.8 * avail:
-            field = "n_test" if n_test * (problem.k + problem.p + 2) * 24 > per_seed / 2 else "d"
-            raise ProblemError(field, f"n*d = {n}*{d} and n_test = {n_test} need about "
-                                      f"{per_seed / 2**30:.1f} GiB per run but only "
-                                      f"{avail / 2**30:.1f} GiB are available; lower {field}"
-                                      + (" or use dtype='float32'" if field == "d" else ""))
-        n_jobs = max(1, min(n_jobs, int(0.8 * avail // per_seed)))
-    return d, n_seeds, seed, n_jobs, n_test
-
-
-def simulate(problem, d=1000, n_seeds=8, seed=None, dtype="float64", n_jobs=None,
-             n_test=100_000, progress="auto"):
-    """Run finite-size GD for ``n_seeds`` independent draws of data, teacher and W(0).
+def simulation_settings(problem, **options):
+    """The options of :func:`simulate` for ``problem``, checked against their declarations
+    (:data:`dmft.options.SIMULATION`) and against the available memory; returns the complete
+    dict (defaults filled in; ``seed`` and ``n_jobs`` may be None).  The single door of the
+    simulator's options (Python, configs, command line, sweeps).
 
     Parameters
     ----------
     problem : Problem
-    d : int           input dimension (n = round(alpha d) samples)
-    n_seeds : int     independent runs (>= 2 for error bars)
-    seed : int        root seed (None: drawn and recorded)
-    dtype : {"float64", "float32"}
-    n_jobs : int      parallel processes (default: min(n_seeds, CPUs), reduced to fit memory)
-    n_test : int      Gaussian samples per seed for the population test error
+        The problem the options are for.
+    **options
+        Any of the options of :func:`simulate`.
+
+    Returns
+    -------
+    dict
+        Every option of :func:`simulate`, checked and converted.
     """
-    d, n_seeds, seed, n_jobs, n_test = check_simulation_args(problem, d, n_seeds, seed, dtype,
-                                                             n_jobs, n_test)
+    if not isinstance(problem, Problem):
+        raise ProblemError("problem", f"expected a dmft.Problem, got {type(problem).__name__}")
+    opts = SIMULATION.defaults()
+    opts.update(SIMULATION.check(options))
+    d, n_test, dtype = opts["d"], opts["n_test"], opts["dtype"]
     n = max(1, int(round(problem.alpha * d)))
+    per_seed = _bytes_per_seed(problem, n, d, dtype, n_test)
+    avail = available_bytes()
+    if avail is not None and per_seed > MEMORY_HEADROOM * avail:
+        field = "n_test" if n_test * (problem.k + problem.p + 2) * 24 > per_seed / 2 else "d"
+        raise ProblemError(field, f"n*d = {n}*{d} and n_test = {n_test} need about "
+                                  f"{per_seed / 2**30:.1f} GiB per run but only "
+                                  f"{avail / 2**30:.1f} GiB are available; lower {field}"
+                                  + (" or use dtype='float32'" if field == "d" and
+                                     dtype == "float64" else ""))
+    return opts
+
+
+def _bytes_per_seed(problem, n, d, dtype, n_test):
+    """X plus matmul temporaries, and the n_test Gaussian samples of the test error."""
+    return n * d * np.dtype(dtype).itemsize * 2.5 + n_test * (problem.k + problem.p + 2) * 24
+
+
+def simulate(problem, **options):
+    """Run finite-size GD for ``n_seeds`` independent draws of data, teacher and W(0).
+
+    Every option is declared once in :data:`dmft.options.SIMULATION` and checked by
+    :func:`simulation_settings` before any work.
+
+    Parameters
+    ----------
+    problem : Problem
+        The learning problem.
+{options}
+
+    Returns
+    -------
+    SimResult
+        Means over seeds and standard errors, the per-seed arrays and the diagnostics.
+    """
+    opts = simulation_settings(problem, **options)
+    d, n_seeds, dtype, n_test = opts["d"], opts["n_seeds"], opts["dtype"], opts["n_test"]
+    seed = draw_seed() if opts["seed"] is None else opts["seed"]
+    n = max(1, int(round(problem.alpha * d)))
+    n_jobs = min(n_seeds, os.cpu_count() or 1) if opts["n_jobs"] is None else opts["n_jobs"]
+    avail = available_bytes()
+    if avail is not None:            # as many processes as fit in memory
+        per_seed = _bytes_per_seed(problem, n, d, dtype, n_test)
+        n_jobs = max(1, min(n_jobs, int(MEMORY_HEADROOM * avail // per_seed)))
     seqs = np.random.SeedSequence(seed).spawn(n_seeds)
     t0 = time.perf_counter()
     pdict = problem.to_dict()
     runs = [None] * n_seeds
-    show = progress if progress != "auto" else n_seeds * n * d * problem.steps > 5e9
-    bar = tqdm(total=n_seeds, desc=f"GD d={d}", unit="seed", disable=not show, leave=False)
+    bar = progress_bar(opts["progress"], "simulate", n_seeds * n * d * problem.steps,
+                       total=n_seeds, desc=f"GD d={d}", unit="seed")
     try:
         if n_jobs == 1:
-            for i, sq in enumerate(seqs):
-                runs[i] = run_seed(pdict, d, sq, dtype, n_test)
-                bar.update(1)
+            with threadpool_limits(1):          # as in the worker processes: same numbers
+                for i, sq in enumerate(seqs):
+                    runs[i] = run_seed(pdict, d, sq, dtype, n_test)
+                    bar.update(1)
         else:
             # joblib's loky workers: no `if __name__ == "__main__"` needed in user scripts,
             # one BLAS thread per worker (seeds are the parallelism), reused across calls
@@ -273,7 +240,11 @@ def simulate(problem, d=1000, n_seeds=8, seed=None, dtype="float64", n_jobs=None
     finally:
         bar.close()
     timings = {"total": time.perf_counter() - t0, "n_jobs": n_jobs}
-    return SimResult.from_seeds(problem, d, runs, seed, dtype, n_test, timings)
+    return collect(problem, d, runs, seed, dtype, n_test, timings)
+
+
+simulate.__signature__ = SIMULATION.signature()
+simulate.__doc__ = simulate.__doc__.replace("{options}", SIMULATION.numpydoc())
 
 
 def _indexed(i, *args):

@@ -72,11 +72,11 @@ def plot_sweep(ds, path=None, fig=None):
         panel of train (dashed) and test (solid) losses.  Two parameters: per schedule, a heat
         map of the overlap summary per direction and one of the test error.
     """
-    from .plotting import _figure, finish
+    from .plotting import finish, new_figure
     xdims, series = _layout(ds)
     k = ds.sizes["direction"]
     rows = len(_series(ds, series)) if len(xdims) == 2 else 1
-    fig = _figure(path, fig, (4.2 * (k + 1), 3.6 * rows))
+    fig = new_figure(path, fig, (4.2 * (k + 1), 3.6 * rows))
     if len(xdims) == 1:
         _lines(fig, ds, xdims[0], series, k)
     else:

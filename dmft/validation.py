@@ -1,7 +1,7 @@
 """Validation suite: DMFT against finite-size simulations at several d, with a d -> infinity
 extrapolation and a report (``dmft validate``).
 
-A case is a TOML config (``validation/cases/*.toml``) with the usual ``[problem]``, ``[solver]``,
+A case is a TOML config (``dmft/cases/*.toml``, shipped with the package) with the usual ``[problem]``, ``[solver]``,
 ``[simulation]`` tables and a ``[validation]`` table::
 
     [validation]
@@ -42,15 +42,15 @@ import numpy as np
 from scipy import stats
 from tqdm.auto import tqdm
 
-from . import __version__
-from .compare import OBSERVABLES, _entries, compare
-from .config import problem_from_config, read_config, simulation_options, solver_options
+from .version import __version__
+from .compare import OBSERVABLES, Z_MAX, compare, entries
+from .config import check_config, problem_from_config, read_config
 from .errors import ProblemError
-from .io import ensure_dir, write_text
+from .io import ensure_dir, save_figure, write_text
 from .simulate import simulate
 from .solver import solve
 
-Z_MAX, SIGMA_MAX = 3.5, 3.0
+SIGMA_MAX = 3.0
 QUICK_KEYS = ("ds", "n_seeds", "steps", "n_paths")
 
 
@@ -109,13 +109,12 @@ def run_case(path, quick=False):
     problem = problem_from_config(cfg)
     if "steps" in q:
         problem = problem.replace(steps=min(problem.steps, int(q["steps"])))
-    sopts = solver_options(cfg, n_paths=q.get("n_paths"))
-    sopts.setdefault("seed", 0)
-    sopts["progress"] = False
-    mopts = simulation_options(cfg, n_seeds=q.get("n_seeds"))
-    mopts.pop("d", None)
-    seed = mopts.pop("seed", 0)
-    mopts["progress"] = False
+    conf = check_config(cfg, problem=problem, solver={"n_paths": q.get("n_paths"),
+                                                      "progress": False},
+                        simulation={"n_seeds": q.get("n_seeds"), "progress": False})
+    sopts, mopts = conf.solver, dict(conf.simulation)
+    mopts.pop("d")                        # the case runs every d of [validation] ds
+    seed = mopts.pop("seed")
     t0 = time.perf_counter()
     res = solve(problem, **sopts)
     t_dmft = time.perf_counter() - t0
@@ -127,17 +126,17 @@ def run_case(path, quick=False):
     cmp = compare(res, sims[-1])
     worst_raw = {n: float(np.nanmax(np.abs(cmp.z[n][1:]))) for n in OBSERVABLES}
     worst = {n: float(np.nanmax(normal_equivalent(
-        cmp.z[n][1:], _entries(n, getattr(res, n + "_err"))[1:], res.n_groups - 1,
-        _entries(n, getattr(sims[-1], n + "_err"))[1:], sims[-1].n_seeds - 1)))
+        cmp.z[n][1:], entries(n, getattr(res, n + "_err"))[1:], res.n_groups - 1,
+        entries(n, getattr(sims[-1], n + "_err"))[1:], sims[-1].n_seeds - 1)))
         for n in OBSERVABLES}
     ext, c0s = {}, {}
     zmax, m = 0.0, 0
     for n in OBSERVABLES:
-        means = np.stack([_entries(n, getattr(s, n)) for s in sims], axis=-1)[1:]
-        errs = np.stack([_entries(n, getattr(s, n + "_err")) for s in sims], axis=-1)[1:]
+        means = np.stack([entries(n, getattr(s, n)) for s in sims], axis=-1)[1:]
+        errs = np.stack([entries(n, getattr(s, n + "_err")) for s in sims], axis=-1)[1:]
         c0, e0 = fit_c0(ds, means, errs)
-        th = _entries(n, getattr(res, n))[1:]
-        eth = _entries(n, getattr(res, n + "_err"))[1:]
+        th = entries(n, getattr(res, n))[1:]
+        eth = entries(n, getattr(res, n + "_err"))[1:]
         z = (c0 - th) / np.sqrt(e0 ** 2 + eth ** 2)
         ext[n] = float(np.nanmax(np.abs(z)))
         zmax, m = max(zmax, ext[n]), m + int(np.isfinite(z).sum())
@@ -170,14 +169,13 @@ def _case_figure(cmp, c0s, path):
             ax.errorbar(t + 0.15, c0[:, j], yerr=2 * e0[:, j], fmt="x", color="k", ms=4, lw=0.8,
                         label="d -> inf fit" if j == 0 else None)
         ax.legend(fontsize=6, ncol=2)
-    from .io import _atomic_savefig
-    _atomic_savefig(fig, path)
+    save_figure(fig, path)
 
 
 def _fingerprint(path, quick):
     with open(path, "rb") as fh:
         body = fh.read()
-    extra = f"|{quick}|{__version__}|{os.environ.get('DMFT_TEST_BREAK', '')}|{_code_hash()}"
+    extra = f"|{quick}|{__version__}|{_code_hash()}"
     return hashlib.sha256(body + extra.encode()).hexdigest()[:16]
 
 
@@ -190,9 +188,27 @@ def _code_hash():
     return h.hexdigest()[:16]
 
 
+#: the validation cases shipped with the package
+CASES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases")
+
+
 def case_files(cases=None, folder=None):
-    """Case files to run: all of ``folder`` (default validation/cases) or the named ones."""
-    folder = folder or os.path.join(os.getcwd(), "validation", "cases")
+    """Case files to run: all of ``folder`` (default: the cases shipped with dmft,
+    :data:`CASES`) or the named ones (names of cases in the folder, or paths of case files).
+
+    Parameters
+    ----------
+    cases : str, optional
+        Comma-separated names or paths.
+    folder : str, optional
+        A folder of case files (``*.toml``).
+
+    Returns
+    -------
+    list of str
+        Paths of the case files.
+    """
+    folder = folder or CASES
     files = sorted(glob.glob(os.path.join(folder, "*.toml")))
     if cases:
         wanted = [c.strip() for c in cases.split(",") if c.strip()]

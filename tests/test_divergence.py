@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import dmft
-from dmft.cli import EXIT_DIVERGED, main
+from dmft.cli import main
+from dmft.commands import EXIT_DIVERGED
 from dmft.errors import PSD_RTOL, KernelProjectionWarning, check_projection
 
 DIVERGING = """

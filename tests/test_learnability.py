@@ -13,7 +13,12 @@ import numpy as np
 import pytest
 
 from dmft.errors import ProblemError
-from dmft.learnability import LearnabilityResult, _leap, learnability, main
+from dmft.cli import main as cli_main
+from dmft.learnability import LearnabilityResult, _leap, learnability
+
+
+def main(argv):
+    return cli_main(["learnability"] + argv)
 from dmft.learnability_check import _activation_parity, dmft_check
 from dmft.targets import Target
 

@@ -1,6 +1,5 @@
 """Parameter sweeps (dmft.sweep): every point equals a stand-alone solve, resume from point
 files, diverging points flagged, --param parsing, plots and the CLI hooks."""
-import argparse
 import glob
 import os
 
@@ -9,8 +8,10 @@ import pytest
 
 import dmft
 from dmft.errors import ProblemError
-from dmft.sweep import (add_plot_arguments, add_sweep_arguments, load_sweep, parse_param,
-                        run_plot_args, run_sweep, run_sweep_args)
+from dmft.cli import build_parser
+from dmft.commands import cmd_plot_sweep, cmd_sweep
+from dmft.sweep import load_sweep, run_sweep
+from dmft.sweep_params import parse_param
 from dmft.sweep_plot import plot_sweep
 
 distributed = pytest.importorskip("distributed")
@@ -182,18 +183,17 @@ def test_cli_hooks(client, tmp_path, capsys):
     out = tmp_path / "cli.nc"
     run_sweep(config, ["eta=0.1,0.2"], schedules=["one-pass"], out=out, client=client,
               progress=False)
-    parser = add_sweep_arguments(argparse.ArgumentParser())
-    args = parser.parse_args([str(config), "--param", "eta=0.1,0.2", "--schedules", "one-pass",
-                              "--out", str(out), "--no-progress"])
-    assert run_sweep_args(args) == 0                # all cached: no cluster started
+    parser = build_parser()
+    args = parser.parse_args(["sweep", str(config), "--param", "eta=0.1,0.2", "--schedules",
+                              "one-pass", "--out", str(out), "--no-progress"])
+    assert cmd_sweep(args) == 0                     # all cached: no cluster started
     assert "computed 0, reused 2" in capsys.readouterr().out
-    plot = add_plot_arguments(argparse.ArgumentParser())
-    assert run_plot_args(plot.parse_args([str(out)])) == 0
+    assert cmd_plot_sweep(parser.parse_args(["plot-sweep", str(out)])) == 0
     assert (tmp_path / "cli.png").stat().st_size > 0
     for argv in ([str(config), "--param", "steps=1,2"], [str(tmp_path / "no.toml"), "--param",
                                                          "eta=1"]):
         with pytest.raises(ProblemError):
-            run_sweep_args(parser.parse_args(argv + ["--out", str(out)]))
+            cmd_sweep(parser.parse_args(["sweep"] + argv + ["--out", str(out)]))
     with pytest.raises(ProblemError) as info:
-        run_plot_args(plot.parse_args([str(tmp_path / "none.nc")]))
+        cmd_plot_sweep(parser.parse_args(["plot-sweep", str(tmp_path / "none.nc")]))
     assert info.value.field == "path"

@@ -51,7 +51,7 @@ def test_quick_suite_passes_and_resumes(tmp_path):
                for p in probs.values())
     assert any(p["alpha"] < 1 for p in probs.values())
     import tomllib
-    with open(os.path.join(ROOT, "validation", "cases", "long_run.toml"), "rb") as fh:
+    with open(os.path.join(ROOT, "dmft", "cases", "long_run.toml"), "rb") as fh:
         assert tomllib.load(fh)["problem"]["steps"] >= 50
     # resume: a second run reuses every finished case
     r2 = validate(tmp_path, "--cases", "staircase,symmetric")
@@ -59,10 +59,13 @@ def test_quick_suite_passes_and_resumes(tmp_path):
 
 
 @pytest.mark.slow
-def test_suite_fails_when_the_solver_is_broken(tmp_path):
-    """Test-only switch: DMFT_TEST_BREAK=memory drops the memory term of the DMFT."""
-    r = validate(tmp_path, env={"DMFT_TEST_BREAK": "memory"})
-    assert r.returncode != 0
+def test_suite_fails_when_the_solver_is_broken(tmp_path, scale_memory):
+    """The memory term of the DMFT dropped (injected by the test, see conftest.scale_memory):
+    the quick suite must fail, in every case that has a memory term."""
+    from dmft.validation import case_files, run_suite
+    scale_memory(0.0)
+    files = case_files()
+    run_suite(files, str(tmp_path), quick=True, progress=False, log=lambda *a: None)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert not summary["passed"]
     failed = [n for n, c in summary["cases"].items() if not c["passed"]]
