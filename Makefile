@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.dmft-installed
 
-.PHONY: run test install clean clean-cache validate
+.PHONY: run test test-fast install clean clean-cache validate
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	MPLBACKEND=Agg $(PY) -m pytest -q -ra tests
+
+# The unit tier: everything but the tests marked slow (about a minute once compiled).
+test-fast: $(STAMP)
+	MPLBACKEND=Agg $(PY) -m pytest -q -ra -m "not slow" tests
 
 # numba does not notice edits to jitted helpers imported from another module: clear its cache
 clean-cache:

@@ -23,6 +23,7 @@ file (``diverged``, ``status``, ``steps_completed``).
 import argparse
 import os
 import sys
+import textwrap
 import warnings
 
 from .version import __version__
@@ -30,30 +31,13 @@ from .commands import (EXIT_BROKEN_PIPE, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRU
                        cmd_learnability, cmd_plot_sweep, cmd_run, cmd_simulate, cmd_sweep,
                        cmd_validate)
 from .errors import DivergenceWarning, KernelProjectionWarning, ProblemError
+from .config import EXAMPLE
 from .options import SIMULATION, SOLVER
+from .problem import FIELDS
 
-CONFIG_HELP = """\
-A config is a TOML file with a [problem] table (the fields of dmft.Problem: target, p,
-activation, a, alpha, eta, ridge, noise, steps, M0, Q0, k, schedule), and optional [solver]
-({solver}) and [simulation] ({simulation}) tables; a flag overrides the table's value.
-Example:
-
-  [problem]
-  target = "tanh(z1 + He3(z2))"
-  p = 2
-  activation = "relu"
-  alpha = 3.0
-  eta = 0.2
-  steps = 6
-
-  [solver]
-  n_paths = 1_000_000
-  seed = 0
-
-  [simulation]
-  d = 2000
-  n_seeds = 16
-"""
+CONFIG_HELP = ("A config is a TOML file with a [problem] table (the fields of dmft.Problem: "
+               "{problem}) and optional [solver] ({solver}) and [simulation] ({simulation}) "
+               "tables; a flag overrides the table's value.  Example:")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -93,8 +77,9 @@ def _run_commands(sub):
              "compare": "DMFT and simulations on one figure, with an agreement table"}
     sets = {"run": (SOLVER,), "simulate": (SIMULATION,), "compare": (SOLVER, SIMULATION)}
     funcs = {"run": cmd_run, "simulate": cmd_simulate, "compare": cmd_compare}
-    epilog = CONFIG_HELP.format(solver=", ".join(SOLVER.names(toml=True)),
-                                simulation=", ".join(SIMULATION.names(toml=True)))
+    text = CONFIG_HELP.format(problem=", ".join(FIELDS), solver=", ".join(
+        SOLVER.names(toml=True)), simulation=", ".join(SIMULATION.names(toml=True)))
+    epilog = textwrap.fill(text, 79) + "\n\n" + textwrap.indent(EXAMPLE, "  ")
     for name, help_text in helps.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text + ".", epilog=epilog,
                              formatter_class=argparse.RawDescriptionHelpFormatter)

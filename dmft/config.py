@@ -2,27 +2,8 @@
 (options of :func:`dmft.solve`), ``[simulation]`` (options of :func:`dmft.simulate`) and, for
 validation cases, ``[validation]``.
 
-Example::
-
-    [problem]
-    target = "tanh(z1 + He3(z2))"
-    p = 2
-    activation = "relu"
-    alpha = 3.0
-    eta = 0.2
-    steps = 6
-
-    [solver]
-    n_paths = 1_000_000
-    seed = 0
-
-    [simulation]
-    d = 2000
-    n_seeds = 16
-    seed = 0
-
-Every command checks the whole file (all tables, whatever it runs) through
-:func:`check_config`, before any work.
+An example is :data:`EXAMPLE` (shown by ``dmft run --help``).  Every command checks the whole
+file (all tables, whatever it runs) through :func:`check_config`, before any work.
 """
 import os
 from dataclasses import dataclass
@@ -37,6 +18,26 @@ from .options import SIMULATION, SOLVER
 from .problem import Problem
 
 TABLES = ("problem", "solver", "simulation", "validation")
+
+#: a complete config: the paper's case (run, simulate and compare it with ``dmft``)
+EXAMPLE = """\
+[problem]
+target = "tanh(z1 + He3(z2))"
+p = 2
+activation = "relu"
+alpha = 3.0
+eta = 0.2
+steps = 6
+
+[solver]
+n_paths = 1_000_000
+seed = 0
+
+[simulation]
+d = 2000
+n_seeds = 16
+seed = 0
+"""
 
 
 def read_config(path):

@@ -33,6 +33,7 @@ accuracy); floor < statistic <= SAFETY * accuracy is counted as zero and reporte
   along the second (see :mod:`dmft.learnability_check`).
 """
 import itertools
+from dataclasses import dataclass, fields
 import math
 
 import numpy as np
@@ -135,36 +136,68 @@ def _span(grids, labels, U, k):
             float(change.max()))
 
 
+@dataclass(eq=False)
 class LearnabilityResult:
     """Outcome of :func:`learnability` (definitions in the module docstring).
 
     Attributes
     ----------
-    target : str;  k, order : int;  information_exponent, leap_exponent : int or None
-    hermite : dict  multi-index tuple -> non-negligible c_alpha (|alpha| <= order)
-    one_pass_basis : (dim, k);  one_pass_subspace_dim : int
-    reuse_stages : list of (d_s, k)  directions added by each stage (the last adds none unless
-        everything is learned);  reuse_subspace_dims : cumulative dimension after each stage
-    reuse_basis, hard_basis : (dim, k);  hard_subspace_dim : int
-    reuse_odd_basis, reuse_even_basis : (dim, k)  stage 1 seen through G odd / even in y
-    y2_basis, y3_basis : (0 or 1, k)  normalised E[y~^2 z*], E[y~^3 z*], y~ = (y - E y) / std
-    margins : dict  per decision family: statistic, thresholds, extremes, margin, undetermined
-    accuracy : dict  grids and quadrature accuracy of every statistic, variance captured
-    notes : list of str;  dmft_check : dict or None (see :func:`dmft.learnability_check.dmft_check`)
+    target : str
+        The target expression.
+    k, order : int
+        Number of directions and highest Hermite order examined.
+    information_exponent, leap_exponent : int or None
+        None for a constant target.
+    hermite : dict
+        Multi-index tuple -> non-negligible c_alpha (|alpha| <= order).
+    one_pass_basis : ndarray (dim, k)
+        Orthonormal basis of the one-pass subspace (span of E[y z*]).
+    one_pass_subspace_dim : int
+    reuse_stages : list of ndarray (d_s, k)
+        Directions added by each stage of the batch-reuse staircase (the last adds none
+        unless everything is learned).
+    reuse_subspace_dims : list of int
+        Cumulative dimension after each stage.
+    reuse_basis, hard_basis : ndarray (dim, k)
+    hard_subspace_dim : int
+    reuse_odd_basis, reuse_even_basis : ndarray (dim, k)
+        Stage 1 seen through test functions G odd / even in y.
+    y2_basis, y3_basis : ndarray (0 or 1, k)
+        Normalised E[y~^2 z*], E[y~^3 z*], y~ = (y - E y) / std.
+    margins : dict
+        Per decision family: statistic, thresholds, extremes, margin, undetermined.
+    accuracy : dict
+        Grids and quadrature accuracy of every statistic, variance captured.
+    notes : list of str
+    dmft_check : dict or None
+        See :func:`dmft.learnability_check.dmft_check`.
     """
 
-    KEYS = ("target", "k", "order", "information_exponent", "leap_exponent",
-            "one_pass_subspace_dim", "reuse_subspace_dims", "hard_subspace_dim",
-            "one_pass_basis", "reuse_stages", "reuse_basis", "hard_basis", "reuse_odd_basis",
-            "reuse_even_basis", "y2_basis", "y3_basis", "margins", "accuracy", "notes",
-            "dmft_check")
-
-    def __init__(self, **fields):
-        self.__dict__.update(fields)
+    target: str
+    k: int
+    order: int
+    information_exponent: object
+    leap_exponent: object
+    hermite: dict
+    one_pass_basis: np.ndarray
+    one_pass_subspace_dim: int
+    reuse_stages: list
+    reuse_subspace_dims: list
+    reuse_basis: np.ndarray
+    hard_basis: np.ndarray
+    hard_subspace_dim: int
+    reuse_odd_basis: np.ndarray
+    reuse_even_basis: np.ndarray
+    y2_basis: np.ndarray
+    y3_basis: np.ndarray
+    margins: dict
+    accuracy: dict
+    notes: list
+    dmft_check: object = None
 
     def to_dict(self):
         """JSON-serialisable dict (arrays as nested lists, non-finite numbers as None)."""
-        d = {key: getattr(self, key) for key in self.KEYS}
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "hermite"}
         d["hermite"] = [{"alpha": list(a), "coefficient": c} for a, c in self.hermite.items()]
         return _jsonable(d)
 

@@ -146,6 +146,18 @@ class OptionSet:
         """{name: default} of every option."""
         return {o.name: o.default for o in self}
 
+    def complete(self, problem, values):
+        """Every option's value for ``problem``: the defaults, updated by ``values`` checked
+        against their declarations (ProblemError naming the option; ``problem`` must be a
+        :class:`~dmft.Problem`)."""
+        from .problem import Problem
+        if not isinstance(problem, Problem):
+            raise ProblemError("problem", f"expected a dmft.Problem, got "
+                                          f"{type(problem).__name__}")
+        out = self.defaults()
+        out.update(self.check(values))
+        return out
+
     def check(self, values, where=None):
         """Check a dict of option values (unknown names are an error; ``where`` says in the
         message where they came from, e.g. "[solver] table"); returns the converted dict."""

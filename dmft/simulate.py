@@ -167,10 +167,7 @@ def simulation_settings(problem, **options):
     dict
         Every option of :func:`simulate`, checked and converted.
     """
-    if not isinstance(problem, Problem):
-        raise ProblemError("problem", f"expected a dmft.Problem, got {type(problem).__name__}")
-    opts = SIMULATION.defaults()
-    opts.update(SIMULATION.check(options))
+    opts = SIMULATION.complete(problem, options)
     d, n_test, dtype = opts["d"], opts["n_test"], opts["dtype"]
     n = max(1, int(round(problem.alpha * d)))
     per_seed = _bytes_per_seed(problem, n, d, dtype, n_test)

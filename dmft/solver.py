@@ -42,7 +42,6 @@ from .checks import check_solver_memory
 from .errors import DIVERGENCE, ProblemError
 from .onepass import solve_one_pass
 from .options import SOLVER, draw_seed, is_client
-from .problem import Problem
 from .progress import progress_bar
 from .result import Result
 from .shard import Shard, StepSums, group_bounds
@@ -69,10 +68,7 @@ def solver_settings(problem, **options):
     dict
         Every option of :func:`solve`, checked and converted.
     """
-    if not isinstance(problem, Problem):
-        raise ProblemError("problem", f"expected a dmft.Problem, got {type(problem).__name__}")
-    opts = SOLVER.defaults()
-    opts.update(SOLVER.check(options))
+    opts = SOLVER.complete(problem, options)
     if opts["n_paths"] < 2 * opts["n_groups"]:
         raise ProblemError("n_paths", f"must be at least 2 * n_groups = {2 * opts['n_groups']}")
     if opts["response"] == "pathwise":

@@ -52,7 +52,8 @@ def value(name, x):
             v.is_integer() and abs(v) < 2 ** 63)):
         kind = "an integer below 2^63" if name in _INTEGERS else "a finite number"
         raise ProblemError("param", f"{name}: expected {kind}, got {x!r}")
-    return int(v) if name in _INTEGERS else v
+    v = int(v) if name in _INTEGERS else v
+    return SOLVER[name].check(v) if name in SOLVER else v
 
 
 def check_name(name):

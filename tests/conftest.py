@@ -6,6 +6,17 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import pytest  # noqa: E402
 
 
+#: fixtures that make a test slow (a Dask cluster to start, a million-path solve)
+SLOW_FIXTURES = {"client", "paper_result"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that use a slow fixture belong to the slow tier (``make test-fast`` skips it)."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def client():
     """One 2-worker Dask LocalCluster (processes, one thread each) shared by the tests."""
@@ -14,6 +25,18 @@ def client():
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as c:
         yield c
+
+
+#: the paper's case (Dandi et al. 2024): tanh(z1 + He3(z2)), ReLU, p = k = 2, alpha = 3,
+#: eta = 0.2, 6 steps
+PAPER = dict(target="tanh(z1 + He3(z2))", p=2, activation="relu", alpha=3.0, eta=0.2, steps=6)
+
+
+@pytest.fixture(scope="session")
+def paper_result():
+    """The paper's case solved once per test session with one million paths (seed 0)."""
+    import dmft
+    return dmft.solve(dmft.Problem(**PAPER), n_paths=1_000_000, seed=0)
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ def config(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_compare_end_to_end(config, tmp_path):
     out = tmp_path / "res"
     r = dmft_cli("compare", str(config), "--out", str(out), "--seed", "3", "--d", "250",
@@ -54,6 +55,7 @@ def test_compare_end_to_end(config, tmp_path):
 
 @pytest.mark.parametrize("command, product", [("run", "tiny_dmft.png"),
                                               ("simulate", "tiny_sim.png")])
+@pytest.mark.slow
 def test_run_and_simulate(config, tmp_path, command, product):
     r = dmft_cli(command, str(config), "--out", str(tmp_path / "o"), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -71,6 +73,7 @@ def test_run_and_simulate(config, tmp_path, command, product):
     ('[problm]\ntarget = "z1"\n', "problm"),
     ('[problem\ntarget = "z1"\n', "config"),
 ])
+@pytest.mark.slow
 def test_bad_config_one_line_exit_2(tmp_path, text, field):
     path = tmp_path / "bad.toml"
     path.write_text(text)
@@ -82,6 +85,7 @@ def test_bad_config_one_line_exit_2(tmp_path, text, field):
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_missing_file_and_bad_flags(tmp_path):
     r = dmft_cli("run", str(tmp_path / "nope.toml"), cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.count("\n") == 1
@@ -91,6 +95,7 @@ def test_missing_file_and_bad_flags(tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_compare_overlays_schedules(config, tmp_path):
     out = tmp_path / "s"
     r = dmft_cli("compare", str(config), "--out", str(out), "--schedules", "one-pass,multi-pass",
@@ -104,6 +109,7 @@ def test_compare_overlays_schedules(config, tmp_path):
     assert r.returncode == 2 and r.stderr.startswith("dmft: error: schedules:")
 
 
+@pytest.mark.slow
 def test_learnability_command(tmp_path):
     import json
     r = dmft_cli("learnability", "z1 + z2**2", "--json", cwd=tmp_path)

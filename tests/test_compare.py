@@ -4,12 +4,12 @@ import pytest
 
 import dmft
 
-PAPER = dict(target="tanh(z1 + He3(z2))", p=2, activation="relu", alpha=3.0, eta=0.2, steps=6)
+from conftest import PAPER
 
 
 @pytest.fixture(scope="module")
-def paper_dmft():
-    return dmft.solve(dmft.Problem(**PAPER), n_paths=1_000_000, seed=0)
+def paper_dmft(paper_result):
+    return paper_result
 
 
 @pytest.mark.slow

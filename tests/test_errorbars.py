@@ -1,11 +1,13 @@
 """Error bars are honest: they match the seed-to-seed spread and scale like 1/sqrt(n_paths)."""
 import numpy as np
+import pytest
 
 import dmft
 
 PROBLEM = dict(target="tanh(z1 + He3(z2))", p=2, activation="relu", alpha=3.0, eta=0.2, steps=4)
 
 
+@pytest.mark.slow
 def test_error_bars_match_spread_over_seeds():
     pr = dmft.Problem(**PROBLEM)
     runs = [dmft.solve(pr, n_paths=16_000, seed=100 + s) for s in range(24)]
@@ -22,6 +24,7 @@ def test_error_bars_match_spread_over_seeds():
     assert 1 / 1.6 < r2 < 1.6, r2
 
 
+@pytest.mark.slow
 def test_error_bars_shrink_like_inverse_sqrt_n():
     pr = dmft.Problem(**PROBLEM)
     small = [dmft.solve(pr, n_paths=20_000, seed=s).M_err[-1] for s in range(4)]

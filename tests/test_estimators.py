@@ -5,6 +5,7 @@ import pytest
 import dmft
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("activation", ["tanh", "erf"])
 def test_stein_and_pathwise_agree(activation):
     pr = dmft.Problem("tanh(z1 + He3(z2))", p=2, activation=activation, alpha=2.0, eta=0.3,

@@ -109,6 +109,7 @@ def _simulate(alpha, eta, ridge, noise, steps, M0, Q0, d, seed):
     return res
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("alpha,M0,Q0", [(0.5, 0.0, 1.0), (2.0, 0.3, 0.5)])
 def test_matches_finite_size_simulation(alpha, M0, Q0):
     eta, ridge, noise, steps, d, seeds = 0.2, 0.1, 0.25, 20, 2000, 6

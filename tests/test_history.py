@@ -10,6 +10,7 @@ import dmft
     dict(target="z1", p=1, activation="linear", alpha=0.5, eta=0.2, ridge=0.1, noise=0.25,
          steps=30),                        # ill-conditioned: innovations decay geometrically
 ])
+@pytest.mark.slow
 def test_float32_history_costs_far_less_than_an_error_bar(kw):
     pr = dmft.Problem(**kw)
     a = dmft.solve(pr, n_paths=50_000, n_groups=16, seed=1)

@@ -33,6 +33,7 @@ def test_exact_first_step(activation, dsig_mean):
     assert np.allclose(res.Q[0], np.eye(2))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("response", ["stein", "pathwise"])
 @pytest.mark.parametrize("alpha", [0.5, 2.0])
 def test_linear_oracle_marchenko_pastur(alpha, response):

@@ -1,14 +1,13 @@
 """The paper's case (Dandi et al. 2024): tanh(z1 + He3(z2)), ReLU, p = k = 2, alpha = 3,
 eta = 0.2, 6 steps, one million paths.  Its wall time is measured by benchmarks/."""
 import numpy as np
+import pytest
 
-import dmft
 
-
-def test_paper_case_one_million_paths():
-    pr = dmft.Problem("tanh(z1 + He3(z2))", p=2, activation="relu", alpha=3.0, eta=0.2, steps=6)
-    assert np.allclose(pr.a, [1 / np.sqrt(2), -1 / np.sqrt(2)])
-    res = dmft.solve(pr, n_paths=1_000_000, seed=0)
+@pytest.mark.slow
+def test_paper_case_one_million_paths(paper_result):
+    res = paper_result
+    assert np.allclose(res.problem.a, [1 / np.sqrt(2), -1 / np.sqrt(2)])
     assert res.ok and res.response == "stein"
     assert res.M.shape == (7, 2, 2) and res.Q.shape == (7, 2, 2)
     assert res.C_theta.shape == (7, 7, 2, 2) and res.Psi.shape == (7, 2, 2)

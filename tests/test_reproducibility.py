@@ -42,6 +42,7 @@ def _cli(args, cwd, threads):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_one_and_two_threads_give_identical_files(tmp_path):
     """`dmft compare` over both solvers (the general DMFT, multi-pass, and the one-pass
     recursion) and the simulator, in two processes with 1 and 2 threads (Numba and BLAS):
