@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.dmft-installed
+DOCS_STAMP := $(VENV)/.dmft-docs-installed
 
-.PHONY: run test install clean clean-cache validate
+.PHONY: run test install clean clean-cache validate docs
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,18 +15,27 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+$(DOCS_STAMP): pyproject.toml $(STAMP)
+	$(PY) -m pip install -q -e ".[docs]"
+	@touch $(DOCS_STAMP)
+
 run: $(STAMP)
 	MPLBACKEND=Agg $(VENV)/bin/dmft compare examples/paper_tanh_he3.toml --out out
 
 test: $(STAMP)
 	MPLBACKEND=Agg $(PY) -m pytest -q -ra tests
 
+# The documentation (docs/_build/html/index.html), warnings as errors, nitpicky: a broken
+# reference, equation number or docstring fails the build.
+docs: $(DOCS_STAMP)
+	MPLBACKEND=Agg $(VENV)/bin/sphinx-build -W --keep-going -n -q -b html docs docs/_build/html
+
 # numba does not notice edits to jitted helpers imported from another module: clear its cache
 clean-cache:
 	find dmft -name '*.nbi' -delete -o -name '*.nbc' -delete
 
 clean: clean-cache
-	rm -rf out .pytest_cache
+	rm -rf out .pytest_cache docs/_build docs/notebooks
 
 # Full validation suite (minutes): runs in the background, resumes from finished cases.
 validate: $(STAMP)
