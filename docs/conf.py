@@ -90,11 +90,13 @@ html_title = f"dmft {release}"
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
-    "secondary_sidebar_items": ["page-toc"],
+    # no "on this page" column where a wide table needs the room
+    "secondary_sidebar_items": {"**": ["page-toc"], "validation_report": [], "changelog": [],
+                                "citing": []},
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }
-html_sidebars = {"changelog": [], "citing": []}
+html_sidebars = {"changelog": [], "citing": [], "validation_report": []}
 html_show_sourcelink = False
 
 
