@@ -15,9 +15,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-$(DOCS_STAMP): pyproject.toml $(STAMP)
-	$(PY) -m pip install -q -e ".[docs]"
-	@touch $(DOCS_STAMP)
+# one pip call for both extras (the test extras too, so that `make test` finds them installed)
+$(DOCS_STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test,docs]"
+	@touch $(STAMP) $(DOCS_STAMP)
 
 run: $(STAMP)
 	MPLBACKEND=Agg $(VENV)/bin/dmft compare examples/paper_tanh_he3.toml --out out
