@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.dmft-installed
+DOCS_STAMP := $(VENV)/.dmft-docs-installed
 
-.PHONY: run test test-fast install clean clean-cache validate
+.PHONY: run test test-fast install clean clean-cache validate docs
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,6 +14,13 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# one pip call for both extras (the test extras too, so that `make test` finds them installed)
+$(DOCS_STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test,docs]"
+	@touch $(STAMP) $(DOCS_STAMP)
 
 run: $(STAMP)
 	MPLBACKEND=Agg $(VENV)/bin/dmft compare examples/paper_tanh_he3.toml --out out
@@ -24,12 +32,17 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	MPLBACKEND=Agg $(PY) -m pytest -q -ra -m "not slow" tests
 
+# The documentation (docs/_build/html/index.html), warnings as errors, nitpicky: a broken
+# reference, equation number or docstring fails the build.
+docs: $(DOCS_STAMP)
+	MPLBACKEND=Agg $(VENV)/bin/sphinx-build -W --keep-going -n -q -b html docs docs/_build/html
+
 # numba does not notice edits to jitted helpers imported from another module: clear its cache
 clean-cache:
 	find dmft -name '*.nbi' -delete -o -name '*.nbc' -delete
 
 clean: clean-cache
-	rm -rf out .pytest_cache
+	rm -rf out .pytest_cache docs/_build docs/notebooks
 
 # Full validation suite (minutes): runs in the background, resumes from finished cases.
 validate: $(STAMP)
