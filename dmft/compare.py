@@ -27,7 +27,8 @@ def entries(name, x):
 @dataclass(eq=False)
 class Comparison:
     """z-scores of a DMFT :class:`~dmft.Result` against a :class:`~dmft.SimResult`:
-    ``z[name]`` has shape (T+1, entries) (:func:`entries`) for each of :data:`OBSERVABLES`."""
+    ``z[name]`` has shape (T+1, entries) (:func:`~dmft.compare.entries`) for each of
+    :data:`~dmft.compare.OBSERVABLES`."""
 
     result: object
     sim: object

@@ -195,6 +195,7 @@ def is_client(value):
     return hasattr(value, "submit") and hasattr(value, "scheduler_info")
 
 
+#: the options of :func:`dmft.solve` (the ``[solver]`` table of a config)
 SOLVER = OptionSet("solver", (
     Option("n_paths", "int", 200_000, "Monte Carlo paths of the sample side, split into "
            "n_groups independent replicas", minimum=2, sweep=True),
@@ -224,6 +225,7 @@ SOLVER = OptionSet("solver", (
            "default one per worker)", minimum=1, toml=False, cli=False, numbers=False),
 ))
 
+#: the options of :func:`dmft.simulate` (the ``[simulation]`` table of a config)
 SIMULATION = OptionSet("simulation", (
     Option("d", "int", 1000, "input dimension (n = round(alpha d) samples)", minimum=2),
     Option("n_seeds", "int", 8, "independent runs (data, teacher and initial weights); at "

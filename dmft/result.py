@@ -89,7 +89,7 @@ class Curves:
 
     def to_dataset(self):
         """The result as a labelled :class:`xarray.Dataset` (the layout of
-        :mod:`dmft.schema`).
+        ``dmft.schema``).
 
         Returns
         -------
@@ -119,7 +119,7 @@ class Curves:
             raise ProblemError("path", f"incomplete or corrupt {cls.KIND} file ({exc})") from None
 
     def save(self, path):
-        """Write the result to a netCDF file, atomically; read it back with :func:`load`.
+        """Write the result to a netCDF file, atomically; read it back with :func:`dmft.load`.
 
         Parameters
         ----------
@@ -293,7 +293,7 @@ def load(path):
     Parameters
     ----------
     path : str or path-like
-        A netCDF file written by :meth:`Curves.save`.
+        A netCDF file written by :meth:`~dmft.result.Curves.save`.
 
     Returns
     -------

@@ -150,7 +150,7 @@ def collect(problem, d, runs, seed, dtype, n_test, timings):
 
 
 def simulation_settings(problem, **options):
-    """The options of :func:`simulate` for ``problem``, checked against their declarations
+    """The options of :func:`dmft.simulate` for ``problem``, checked against their declarations
     (:data:`dmft.options.SIMULATION`) and against the available memory; returns the complete
     dict (defaults filled in; ``seed`` and ``n_jobs`` may be None).  The single door of the
     simulator's options (Python, configs, command line, sweeps).
@@ -160,12 +160,12 @@ def simulation_settings(problem, **options):
     problem : Problem
         The problem the options are for.
     **options
-        Any of the options of :func:`simulate`.
+        Any of the options of :func:`dmft.simulate`.
 
     Returns
     -------
     dict
-        Every option of :func:`simulate`, checked and converted.
+        Every option of :func:`dmft.simulate`, checked and converted.
     """
     opts = SIMULATION.complete(problem, options)
     d, n_test, dtype = opts["d"], opts["n_test"], opts["dtype"]
@@ -191,7 +191,7 @@ def simulate(problem, **options):
     """Run finite-size GD for ``n_seeds`` independent draws of data, teacher and W(0).
 
     Every option is declared once in :data:`dmft.options.SIMULATION` and checked by
-    :func:`simulation_settings` before any work.
+    :func:`~dmft.simulate.simulation_settings` before any work.
 
     Parameters
     ----------

@@ -49,11 +49,11 @@ from .weight import WeightSide
 
 
 def solver_settings(problem, **options):
-    """The options of :func:`solve` for ``problem``, checked: every value against its
+    """The options of :func:`dmft.solve` for ``problem``, checked: every value against its
     declaration (:data:`dmft.options.SOLVER`), then what depends on the problem or on several
     options.  An option that would have no effect with the others is refused, not ignored.
     Returns the complete dict (defaults filled in; ``seed`` may be None).  The single door of
-    the solver's options: :func:`solve`, the command line, sweeps and the learnability check
+    the solver's options: :func:`dmft.solve`, the command line, sweeps and the learnability check
     all come through here.
 
     Parameters
@@ -61,12 +61,12 @@ def solver_settings(problem, **options):
     problem : Problem
         The problem the options are for.
     **options
-        Any of the options of :func:`solve`.
+        Any of the options of :func:`dmft.solve`.
 
     Returns
     -------
     dict
-        Every option of :func:`solve`, checked and converted.
+        Every option of :func:`dmft.solve`, checked and converted.
     """
     opts = SOLVER.complete(problem, options)
     if opts["n_paths"] < 2 * opts["n_groups"]:
@@ -124,7 +124,7 @@ def solve(problem, **options):
     """Solve the DMFT of ``problem`` by Monte Carlo over ``n_paths`` sample-side paths.
 
     Every option is declared once in :data:`dmft.options.SOLVER` and checked, for every
-    schedule, by :func:`solver_settings` before any work.
+    schedule, by :func:`~dmft.solver.solver_settings` before any work.
 
     Parameters
     ----------
