@@ -65,6 +65,9 @@ def _option_flags(cmd, option_sets):
                                  help=f"show a progress bar ({who}); default: when the run "
                                       f"is expected to take more than a few seconds")
                 continue
+            if o.kind == "seed":         # a config's runs are reproducible (check_config)
+                text = f"{o.doc.split(';')[0]}; default 0; overrides [" + \
+                    "] and [".join(shared) + f"] {o.name}"
             names = [o.flag] + (["--seeds"] if o.name == "n_seeds" else [])
             meta = "{" + ",".join(o.choices) + "}" if o.choices else o.name.upper()
             cmd.add_argument(*names, default=None, dest="opt_" + o.name, metavar=meta,
@@ -116,10 +119,15 @@ def _other_commands(sub):
     add("config", help="TOML file with [problem], [solver], [simulation] tables")
     add("--param", action="append", default=[], metavar="NAME=VALUES", help="swept field: "
         "eta=0.05:2.0:40 (linspace), eta=0.01:1:20:log (geomspace) or alpha=1,2,4; repeatable")
-    add("--schedules", default=None, help="comma-separated schedules, e.g. one-pass,multi-pass")
+    add("--schedules", default=None, metavar="A,B",
+        help="comma-separated schedules, a dimension of the sweep, e.g. one-pass,multi-pass")
     add("--simulate", action="store_true", help="also finite-size GD at every point")
-    add("--scheduler", default=None, help="dask scheduler address (default: a local cluster)")
-    add("--workers", type=int, default=None, help="local worker processes (default: CPUs)")
+    add("--scheduler", default=None, metavar="ADDRESS",
+        help="address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a "
+             "local cluster)")
+    add("--workers", default=None, metavar="N",
+        help="worker processes of the local cluster (default: one per CPU, at most one per "
+             "missing point); not with --scheduler")
     add("--out", default=None, help="netCDF output (default: out/<config name>_sweep.nc)")
     add("--no-progress", action="store_true", dest="no_progress", help="no progress bar")
     sw.set_defaults(func=cmd_sweep)
@@ -134,8 +142,10 @@ def _other_commands(sub):
     add("--json", action="store_true", help="print the result as JSON")
     add("--check-dmft", action="store_true", dest="check_dmft",
         help="compare with short multi-pass and one-pass DMFT runs")
-    add("--k", type=int, default=None, help="number of target directions")
-    add("--order", type=int, default=None, help="highest Hermite order examined")
+    add("--k", default=None, metavar="K",
+        help="number of target directions (default: the largest index in EXPR)")
+    add("--order", default=None, metavar="N",
+        help="highest total Hermite order examined (default: by k, 8 for k = 1)")
     learn.set_defaults(func=cmd_learnability)
 
 
@@ -178,7 +188,9 @@ def main(argv=None):
             warnings.showwarning = _show_warning
             # a diverged run is reported once, with the file its partial result went to
             warnings.simplefilter("ignore", DivergenceWarning)
-            return args.func(args)
+            code = args.func(args)
+            sys.stdout.flush()          # a closed pipe is found here, not at interpreter exit
+            return code
     except ProblemError as exc:
         print(f"dmft: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_INPUT

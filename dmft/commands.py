@@ -8,8 +8,8 @@ from dataclasses import replace
 import numpy as np
 
 from .errors import ProblemError
-from .io import atomic_write, ensure_dir, write_text
-from .options import SIMULATION, SOLVER
+from .io import atomic_write, ensure_dir, output_dir, write_text
+from .options import SIMULATION, SOLVER, Option
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_DIVERGED, EXIT_INTERNAL = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130
@@ -32,6 +32,11 @@ def flag_values(args, options):
         if raw is not None:
             out[o.name] = raw if isinstance(raw, bool) else o.parse(raw)
     return out
+
+
+def int_flag(name, text, minimum):
+    """An integer flag (``1e6`` and ``1_000`` accepted), ProblemError naming ``name``."""
+    return Option(name, "int", None, "", minimum=minimum).parse(text)
 
 
 def load(args):
@@ -106,11 +111,15 @@ def outcome(runs):
     return code
 
 
+def _stem(base, conf, confs):
+    return base if len(confs) == 1 else f"{base}_{getattr(conf, 'problem', conf).schedule}"
+
+
 def cmd_run(args):
     """``dmft run CONFIG``: solve the DMFT, write data, figure and summary."""
     conf, base = load(args)
-    ensure_dir(args.out, "out")
-    res = solve_and_save(conf.problem, conf.solver, args, base)
+    with output_dir(args.out):
+        res = solve_and_save(conf.problem, conf.solver, args, base)
     res.plot(base + "_dmft.png")
     print(res.summary())
     print(f"wrote {base}_dmft.nc, {base}_dmft.csv, {base}_dmft.png")
@@ -120,8 +129,8 @@ def cmd_run(args):
 def cmd_simulate(args):
     """``dmft simulate CONFIG``: finite-size GD over seeds, write data, figure and summary."""
     conf, base = load(args)
-    ensure_dir(args.out, "out")
-    sim = simulate_and_save(conf.problem, conf.simulation, base)
+    with output_dir(args.out):
+        sim = simulate_and_save(conf.problem, conf.simulation, base)
     sim.plot(base + "_sim.png")
     print(sim.summary())
     print(f"wrote {base}_sim.nc, {base}_sim.csv, {base}_sim.png")
@@ -142,13 +151,13 @@ def cmd_compare(args):
             raise ProblemError("schedules", f"no schedule in {args.schedules!r}")
         confs = [check_config(conf.tables, solver=conf.solver, simulation=conf.simulation,
                               problem=conf.problem.replace(schedule=name)) for name in names]
-    ensure_dir(args.out, "out")
     cmps, tables, runs = [], [], []
-    for c in confs:
-        pr = c.problem
-        stem = base if len(confs) == 1 else f"{base}_{pr.schedule}"
-        res = solve_and_save(pr, c.solver, args, stem)
-        sim = simulate_and_save(pr, c.simulation, stem)
+    with output_dir(args.out):
+        pairs = [(c.problem, solve_and_save(c.problem, c.solver, args, _stem(base, c, confs)),
+                  simulate_and_save(c.problem, c.simulation, _stem(base, c, confs)))
+                 for c in confs]
+    for pr, res, sim in pairs:
+        stem = _stem(base, pr, confs)
         cmp = compare(res, sim)
         cmps.append(cmp)
         runs += [(f"DMFT ({pr.schedule})", res, stem + "_dmft.nc"),
@@ -169,9 +178,12 @@ def cmd_compare(args):
 
 def cmd_validate(args):
     """``dmft validate [--quick]``: the validation suite; exit code 1 when a case fails."""
-    from .validation import case_files, run_suite
+    from .config import read_config
+    from .validation import case_config, case_files, run_suite
     out = args.out or ("out/validation-quick" if args.quick else "validation/results")
     files = case_files(args.cases, args.cases_dir)
+    for path in files:                  # every case checked before any work or folder
+        case_config(read_config(path), args.quick)
     if args.background:
         import subprocess
         ensure_dir(out, "out")
@@ -199,8 +211,11 @@ def cmd_sweep(args):
     from .sweep import run_sweep
     out = args.out or os.path.join(
         "out", os.path.splitext(os.path.basename(args.config))[0] + "_sweep.nc")
+    workers = None if args.workers is None else int_flag("workers", args.workers, 1)
+    if workers is not None and args.scheduler is not None:
+        raise ProblemError("workers", "sizes a local cluster; not with --scheduler")
     run = run_sweep(args.config, args.param, schedules=args.schedules, simulate=args.simulate,
-                    out=out, scheduler=args.scheduler, n_workers=args.workers,
+                    out=out, scheduler=args.scheduler, n_workers=workers,
                     progress=not args.no_progress)
     print(run.summary())
     return EXIT_OK
@@ -212,8 +227,8 @@ def cmd_plot_sweep(args):
     from .sweep_plot import plot_sweep
     out = args.out or os.path.splitext(args.file)[0] + ".png"
     ds = load_sweep(args.file)
-    ensure_dir(os.path.dirname(out) or ".", "out")
-    plot_sweep(ds, out)
+    with output_dir(os.path.dirname(out) or "."):
+        plot_sweep(ds, out)
     print(f"wrote {out}")
     return EXIT_OK
 
@@ -223,7 +238,9 @@ def cmd_learnability(args):
     import json
 
     from .learnability import learnability
-    res = learnability(args.expr, k=args.k, order=args.order, check_dmft=args.check_dmft)
+    k, order = (None if x is None else int_flag(name, x, 1)
+                for name, x in (("k", args.k), ("order", args.order)))
+    res = learnability(args.expr, k=k, order=order, check_dmft=args.check_dmft)
     print(json.dumps(res.to_dict(), indent=1) if args.json else res.summary())
     return EXIT_FAILED if res.dmft_check is not None and not res.dmft_check["agrees"] \
         else EXIT_OK

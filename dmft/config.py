@@ -13,6 +13,7 @@ try:
 except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib
 
+from .checks import integer
 from .errors import ProblemError
 from .options import SIMULATION, SOLVER
 from .problem import Problem
@@ -122,6 +123,53 @@ def table_options(cfg, options):
     return options.check(values)
 
 
+#: the keys of a case's [validation.quick] table (overrides for ``dmft validate --quick``)
+QUICK_KEYS = ("ds", "n_seeds", "steps", "n_paths")
+
+
+def _dims(value, where):
+    if not isinstance(value, list) or not value or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 2 for d in value):
+        raise ProblemError("ds", f"{where} needs ds = [list of dimensions >= 2], got {value!r}")
+    return sorted(value)
+
+
+def validation_table(cfg, quick=False):
+    """The ``[validation]`` table of a validation case, checked.
+
+    Parameters
+    ----------
+    cfg : dict
+        Tables of a config (:func:`read_config`).
+    quick : bool
+        Return the ``[validation.quick]`` overrides (checked in any case).
+
+    Returns
+    -------
+    (str, list of int, dict)
+        The description, the dimensions to simulate (sorted) and the quick overrides (empty
+        unless ``quick``; ints: ``ds``, ``n_seeds``, ``steps``, ``n_paths``).
+    """
+    val = dict(cfg.get("validation", {}))
+    q = val.pop("quick", {})
+    if not isinstance(q, dict):
+        raise ProblemError("quick", "must be a table ([validation.quick])")
+    unknown = sorted(set(val) - {"ds", "description"}) + sorted(set(q) - set(QUICK_KEYS))
+    if unknown:
+        raise ProblemError(unknown[0], f"unknown [validation] option; known: ds, description, "
+                                       f"quick.{', quick.'.join(QUICK_KEYS)}")
+    description = val.get("description", "")
+    if not isinstance(description, str):
+        raise ProblemError("description", f"must be a string, got {description!r}")
+    ds = _dims(val.get("ds"), "[validation]")
+    quick_ds = _dims(q["ds"], "[validation.quick]") if "ds" in q else ds
+    mins = {"n_seeds": 1, "steps": 1, "n_paths": 2}
+    checked = {key: integer(key, q[key], mins[key]) for key in mins if key in q}
+    if not quick:
+        return description, ds, {}
+    return description, quick_ds, dict(checked, ds=quick_ds)
+
+
 def check_config(cfg, solver=None, simulation=None, problem=None):
     """Check a whole config (every table, whatever the command runs) and return a
     :class:`Config`.
@@ -146,6 +194,8 @@ def check_config(cfg, solver=None, simulation=None, problem=None):
     from .solver import solver_settings
     check_tables(cfg)
     problem = problem or problem_from_config(cfg)
+    if "validation" in cfg:
+        validation_table(cfg)
     sopts = table_options(cfg, SOLVER)
     sopts.update({k: v for k, v in (solver or {}).items() if v is not None})
     mopts = table_options(cfg, SIMULATION)

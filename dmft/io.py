@@ -2,6 +2,7 @@
 in the same folder, renamed into place), and output folders are checked before any work
 (:func:`ensure_dir`).  Datasets are netCDF via xarray; figures PNG (or the extension's format).
 """
+import contextlib
 import os
 import tempfile
 import uuid
@@ -31,6 +32,42 @@ def ensure_dir(folder, field="out"):
     except OSError as exc:
         raise ProblemError(field, f"cannot write in directory {folder}: {_reason(exc)}") from None
     return folder
+
+
+@contextlib.contextmanager
+def output_dir(folder, field="out"):
+    """:func:`ensure_dir` for the duration of a ``with`` block that writes into ``folder``:
+    when the block ends in a ProblemError (bad input found only once the work has started,
+    e.g. a target that is not finite on the samples, or an unreachable scheduler), the folders
+    this call created are removed again if they are still empty, so that bad input leaves
+    nothing behind.
+
+    Parameters
+    ----------
+    folder : str or path-like
+    field : str
+        Field named by the ProblemError of a folder that cannot be created or written.
+
+    Yields
+    ------
+    str
+        The folder.
+    """
+    folder = os.path.abspath(os.fspath(folder) or ".")
+    created, parent = [], folder
+    while not os.path.exists(parent):
+        created.append(parent)
+        parent = os.path.dirname(parent)
+    try:
+        ensure_dir(folder, field)
+        yield folder
+    except ProblemError:
+        for path in created:                   # deepest first
+            try:
+                os.rmdir(path)
+            except OSError:
+                break
+        raise
 
 
 def atomic_write(path, write, field="path"):

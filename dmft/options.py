@@ -119,7 +119,8 @@ class Option:
     def describe(self):
         """One line: the doc, the allowed values and the default."""
         allowed = f" ({' | '.join(self.choices)})" if self.choices else ""
-        return f"{self.doc}{allowed}; default {self.default!r}"
+        default = "" if self.default is None else f"; default {self.default!r}"
+        return f"{self.doc}{allowed}{default}"
 
 
 class OptionSet:

@@ -30,8 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checks import integer
 from .errors import DivergenceWarning, ProblemError
-from .io import atomic_write, ensure_dir, open_dataset, write_dataset
+from .io import atomic_write, open_dataset, output_dir, write_dataset
 from .options import SIMULATION, SOLVER
 from .schema import dims
 from .sweep_params import (PROBLEM_SWEEPABLE, SOLVER_SWEEPABLE, normalize_params, unique,
@@ -225,6 +226,11 @@ def run_sweep(config, params, schedules=None, *, simulate=False, out="sweep.nc",
         raise ProblemError("param", "nothing to sweep: give at least one NAME=VALUES")
     if scheduler is not None and client is not None:
         raise ProblemError("scheduler", "give a scheduler address or a client, not both")
+    if n_workers is not None:
+        n_workers = integer("n_workers", n_workers, 1)
+        if scheduler is not None or client is not None:
+            raise ProblemError("n_workers", "sizes a local cluster; not with a scheduler or "
+                                            "a client")
     base, solver, sim = _options(cfg, simulate)
     names = [n for n, _ in params]
     points = [(idx, _point(base, solver, sim, {n: params[i][1][j] for i, (n, j) in
@@ -232,20 +238,20 @@ def run_sweep(config, params, schedules=None, *, simulate=False, out="sweep.nc",
               for idx in itertools.product(*(range(len(v)) for _, v in params))]
     out = os.fspath(out)
     cache = out + ".points"
-    ensure_dir(os.path.dirname(out) or ".", "out")
-    results = {idx: r for idx, spec in points
-               if (r := _read_point(cache, spec)) is not None}
-    missing = [(idx, spec) for idx, spec in points if idx not in results]
-    reused = len(results)
-    if missing:
-        ensure_dir(cache, "out")
-        workers = n_workers or min(os.cpu_count() or 1, len(missing))
-        with tqdm(total=len(points), initial=reused, desc="sweep", unit="point",
-                  disable=not progress) as bar, connect(scheduler, client, workers) as cl:
-            _compute(missing, cache, cl, threads_per_point, results, bar)
-    ds = build_dataset(params, results, base, cfg, solver, sim,
-                       {idx: spec["hash"] for idx, spec in points})
-    write_dataset(ds, out, "out")
+    with output_dir(os.path.dirname(out) or "."):       # bad input found late: nothing left
+        results = {idx: r for idx, spec in points
+                   if (r := _read_point(cache, spec)) is not None}
+        missing = [(idx, spec) for idx, spec in points if idx not in results]
+        reused = len(results)
+        if missing:
+            workers = n_workers or min(os.cpu_count() or 1, len(missing))
+            with output_dir(cache), tqdm(total=len(points), initial=reused, desc="sweep",
+                                         unit="point", disable=not progress) as bar, \
+                    connect(scheduler, client, workers) as cl:
+                _compute(missing, cache, cl, threads_per_point, results, bar)
+        ds = build_dataset(params, results, base, cfg, solver, sim,
+                           {idx: spec["hash"] for idx, spec in points})
+        write_dataset(ds, out, "out")
     return SweepRun(ds, out, len(missing), reused)
 
 

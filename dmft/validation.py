@@ -44,14 +44,13 @@ from tqdm.auto import tqdm
 
 from .version import __version__
 from .compare import OBSERVABLES, Z_MAX, compare, entries
-from .config import check_config, problem_from_config, read_config
+from .config import check_config, problem_from_config, read_config, validation_table
 from .errors import ProblemError
-from .io import ensure_dir, save_figure, write_text
+from .io import output_dir, save_figure, write_text
 from .simulate import simulate
 from .solver import solve
 
 SIGMA_MAX = 3.0
-QUICK_KEYS = ("ds", "n_seeds", "steps", "n_paths")
 
 
 def fit_c0(ds, means, errs):
@@ -90,28 +89,36 @@ def family_sigma(zmax, m):
     return float(stats.norm.isf(max(p_fw, 1e-300) / 2))
 
 
-def _case_settings(cfg, quick):
-    val = dict(cfg.get("validation", {}))
-    q = dict(val.pop("quick", {}))
-    unknown = sorted(set(val) - {"ds", "description"}) + sorted(set(q) - set(QUICK_KEYS))
-    if unknown:
-        raise ProblemError(unknown[0], "unknown [validation] option")
-    ds = q.get("ds", val.get("ds")) if quick else val.get("ds")
-    if not ds or not all(isinstance(d, int) and d >= 2 for d in ds):
-        raise ProblemError("ds", "[validation] needs ds = [list of dimensions >= 2]")
-    return val.get("description", ""), sorted(ds), (q if quick else {})
+def case_config(cfg, quick=False):
+    """The checked settings of a validation case.
+
+    Parameters
+    ----------
+    cfg : dict
+        Tables of a case file (:func:`dmft.config.read_config`).
+    quick : bool
+        Apply the ``[validation.quick]`` overrides.
+
+    Returns
+    -------
+    (str, list of int, Config)
+        The description, the dimensions simulated and the checked config (quick overrides
+        applied: fewer steps, paths and seeds).
+    """
+    description, ds, q = validation_table(cfg, quick)
+    problem = problem_from_config(cfg)
+    if "steps" in q:
+        problem = problem.replace(steps=min(problem.steps, q["steps"]))
+    conf = check_config(cfg, problem=problem, solver={"n_paths": q.get("n_paths"),
+                                                      "progress": False},
+                        simulation={"n_seeds": q.get("n_seeds"), "progress": False})
+    return description, ds, conf
 
 
 def run_case(path, quick=False):
     """Run one validation case; returns a JSON-able summary (and the objects for the figure)."""
-    cfg = read_config(path)
-    description, ds, q = _case_settings(cfg, quick)
-    problem = problem_from_config(cfg)
-    if "steps" in q:
-        problem = problem.replace(steps=min(problem.steps, int(q["steps"])))
-    conf = check_config(cfg, problem=problem, solver={"n_paths": q.get("n_paths"),
-                                                      "progress": False},
-                        simulation={"n_seeds": q.get("n_seeds"), "progress": False})
+    description, ds, conf = case_config(read_config(path), quick)
+    problem = conf.problem
     sopts, mopts = conf.solver, dict(conf.simulation)
     mopts.pop("d")                        # the case runs every d of [validation] ds
     seed = mopts.pop("seed")
@@ -235,30 +242,28 @@ def _read_json(path):
 
 def run_suite(files, out, quick=False, progress=True, log=print):
     """Run (or resume) every case; write per-case JSON/PNG, summary.json and report.md."""
-    for path in files:                  # every case checked before any work
-        cfg = read_config(path)
-        _case_settings(cfg, quick)
-        problem_from_config(cfg)
-    ensure_dir(os.path.join(out, "cases"), "out")
+    for path in files:                  # every case checked (the whole file) before any work
+        case_config(read_config(path), quick)
     results, t_start = [], time.perf_counter()
-    for path in tqdm(files, desc="validation", unit="case", disable=not progress):
-        name = os.path.splitext(os.path.basename(path))[0]
-        stem = os.path.join(out, "cases", name)
-        fp = _fingerprint(path, quick)
-        old = _read_json(stem + ".json")
-        if old is not None and old.get("fingerprint") == fp and "passed" in old:
-            results.append(old)
-            log(f"{name}: reused ({'passed' if old['passed'] else 'FAILED'})")
-            continue
-        summary, cmp, c0s = run_case(path, quick)
-        summary["fingerprint"] = fp
-        _case_figure(cmp, c0s, stem + ".png")
-        text = json.dumps(summary, indent=1)
-        write_text(stem + ".json", text, "out")
-        results.append(summary)
-        log(f"{name}: {'passed' if summary['passed'] else 'FAILED'}  worst|z| "
-            f"{summary['worst_z_all']:.2f}  extrapolated {summary['extrapolated_sigma']:.2f} sigma"
-            f"  ({summary['runtime_s']['total']:.0f} s)")
+    with output_dir(os.path.join(out, "cases")):      # bad input found late: nothing left
+        for path in tqdm(files, desc="validation", unit="case", disable=not progress):
+            name = os.path.splitext(os.path.basename(path))[0]
+            stem = os.path.join(out, "cases", name)
+            fp = _fingerprint(path, quick)
+            old = _read_json(stem + ".json")
+            if old is not None and old.get("fingerprint") == fp and "passed" in old:
+                results.append(old)
+                log(f"{name}: reused ({'passed' if old['passed'] else 'FAILED'})")
+                continue
+            summary, cmp, c0s = run_case(path, quick)
+            summary["fingerprint"] = fp
+            _case_figure(cmp, c0s, stem + ".png")
+            text = json.dumps(summary, indent=1)
+            write_text(stem + ".json", text, "out")
+            results.append(summary)
+            log(f"{name}: {'passed' if summary['passed'] else 'FAILED'}  worst|z| "
+                f"{summary['worst_z_all']:.2f}  extrapolated {summary['extrapolated_sigma']:.2f} sigma"
+                f"  ({summary['runtime_s']['total']:.0f} s)")
     wall = time.perf_counter() - t_start
     write_report(results, out, quick, wall)
     return results

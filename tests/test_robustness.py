@@ -284,6 +284,15 @@ def test_catalogue_is_large_and_unique():
     assert len(both) >= 30
 
 
+#: the inputs a case may create itself (config files, a file in the way, a read-only folder)
+INPUTS = {"afile", "c.toml", "case.toml", "ro"}
+
+
+def written(folder):
+    """Every path under ``folder`` (files and folders), relative to it."""
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
 def run_main(argv, capsys):
     try:
         code = main(argv)
@@ -303,6 +312,7 @@ def test_bad_input(case, tmp_path, capsys, monkeypatch):
         api_dir.mkdir()
         with pytest.raises(ProblemError) as info:
             case.call_api(api_dir)
+        assert written(api_dir) <= INPUTS, sorted(written(api_dir) - INPUTS)
         assert isinstance(info.value, ValueError)
         assert info.value.field == case.field, str(info.value)
         assert str(info.value).startswith(case.field + ": ")
@@ -311,7 +321,9 @@ def test_bad_input(case, tmp_path, capsys, monkeypatch):
     if case.argv is not None:
         cli_dir = tmp_path / "cli"
         cli_dir.mkdir()
-        code, _, err = run_main(case.cli_argv(cli_dir), capsys)
+        argv = case.cli_argv(cli_dir)
+        before = written(cli_dir)
+        code, _, err = run_main(argv, capsys)
         lines = err.splitlines()
         assert code == 2, err
         assert len(lines) == 1, err
@@ -319,8 +331,7 @@ def test_bad_input(case, tmp_path, capsys, monkeypatch):
         assert "Traceback" not in err
         if case.match:
             assert re.search(case.match, lines[0], re.I), lines[0]
-        out = cli_dir / "out"            # nothing computed, nothing written
-        assert not out.exists() or not any(out.iterdir())
+        assert written(cli_dir) == before    # nothing computed, nothing written (no folder)
 
 
 def test_permission_denied_even_as_root(tmp_path, capsys, monkeypatch):
