@@ -41,6 +41,10 @@ CONFIG_HELP = ("A config is a TOML file with a [problem] table (the fields of dm
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)    # a mistyped flag is an error, not a guess
+        super().__init__(*args, **kwargs)
+
     def error(self, message):
         print(f"dmft: error: {message}", file=sys.stderr)
         sys.exit(EXIT_INPUT)

@@ -51,7 +51,12 @@ def load(args):
         if shards is not None:          # the flag's name in its messages
             solver["n_shards"] = replace(SOLVER["n_shards"], name="shards").parse(shards)
         solver["client"] = _PendingClient()
-    conf = check_config(cfg, solver=solver, simulation=sim)
+    try:
+        conf = check_config(cfg, solver=solver, simulation=sim)
+    except ProblemError as exc:        # the flag's name, not the option's
+        if exc.field == "n_shards":
+            raise ProblemError("shards", exc.detail) from None
+        raise
     base = os.path.join(args.out, os.path.splitext(os.path.basename(args.config))[0])
     return conf, base
 

@@ -177,7 +177,7 @@ def simulation_settings(problem, **options):
         raise ProblemError(field, f"n*d = {n}*{d} and n_test = {n_test} need about "
                                   f"{per_seed / 2**30:.1f} GiB per run but only "
                                   f"{avail / 2**30:.1f} GiB are available; lower {field}"
-                                  + (" or use dtype='float32'" if field == "d" and
+                                  + (" or use dtype = 'float32' (--dtype float32)" if field == "d" and
                                      dtype == "float64" else ""))
     return opts
 

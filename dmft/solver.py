@@ -84,6 +84,9 @@ def solver_settings(problem, **options):
                                      f"{type(client).__name__}")
     if opts["n_shards"] is not None and client is None:
         raise ProblemError("n_shards", "shards need a client (a dask.distributed.Client)")
+    if opts["n_shards"] is not None and opts["n_shards"] > opts["n_groups"]:
+        raise ProblemError("n_shards", f"at most n_groups = {opts['n_groups']} (a shard holds "
+                                       f"whole replica groups), got {opts['n_shards']}")
     if opts["method"] == "auto" and problem.plan.one_pass:
         why = "the one-pass recursion (method='auto' on a one-pass problem)"
         if opts["response"] != "stein":

@@ -126,6 +126,15 @@ def _sweep_argv(params, out="s.nc"):
     return argv
 
 
+def _netcdf(tmp):
+    """A netCDF file that is not a dmft file."""
+    import numpy as np
+    import xarray as xr
+    path = tmp / "other.nc"
+    xr.Dataset({"x": ("i", np.arange(3.0))}).to_netcdf(path, engine="netcdf4")
+    return path
+
+
 def _read_only(tmp):
     folder = tmp / "ro"
     folder.mkdir()
@@ -274,6 +283,149 @@ CASES = [
          argv=lambda tmp: ["plot-sweep", str(tmp / "nope.nc")]),
     Case("flag-not-a-number", "d", "simulate", flags=["--d", "many"], api=None,
          match="expected an integer"),
+    # ---------------------------------------------------------------- the whole config, by
+    # every command: a table the command does not use is checked all the same
+    Case("run-checks-simulation", "d", "run", simulation={"d": "big"}, match="integer",
+         api=lambda tmp: dmft.config.check_config(
+             {"problem": BASE_PROBLEM, "simulation": {"d": "big"}})),
+    Case("run-checks-simulation-typo", "dd", "run", simulation={"dd": 100},
+         match="unknown \\[simulation\\] option", api=None),
+    Case("simulate-checks-solver-typo", "tolerance", "simulate", solver={"tolerance": 1e-3},
+         match="unknown \\[solver\\] option", api=None),
+    Case("simulate-checks-solver-value", "n_paths", "simulate", solver={"n_paths": -1},
+         match=">= 2", api=None),
+    Case("run-checks-validation", "ds", "run", match="list of dimensions",
+         api=lambda tmp: dmft.config.check_config(
+             {"problem": BASE_PROBLEM, "validation": {"ds": 5}}),
+         argv=lambda tmp: ["run", str(_config(tmp, GOOD + "[validation]\nds = 5\n")),
+                           "--out", str(tmp / "out")]),
+    Case("validation-option-unknown", "dz", match="unknown \\[validation\\] option",
+         api=lambda tmp: dmft.config.validation_table({"validation": {"ds": [50], "dz": 1}}),
+         argv=lambda tmp: ["simulate", str(_config(tmp, GOOD + "[validation]\nds = [50]\n"
+                                                   "dz = 1\n")), "--out", str(tmp / "out")]),
+    Case("validation-quick-not-table", "quick", match="must be a table",
+         api=lambda tmp: dmft.config.validation_table({"validation": {"ds": [50], "quick": 3}}),
+         argv=lambda tmp: ["validate", "--quick", "--cases",
+                           str(_config(tmp, GOOD + "[validation]\nds = [50]\nquick = 3\n")),
+                           "--out", str(tmp / "out")]),
+    Case("validation-quick-steps", "steps", match=">= 1",
+         api=lambda tmp: dmft.config.validation_table(
+             {"validation": {"ds": [50], "quick": {"steps": 0}}}, quick=True),
+         argv=lambda tmp: ["validate", "--quick", "--cases", str(_config(
+             tmp, GOOD + "[validation]\nds = [50]\n[validation.quick]\nsteps = 0\n")),
+             "--out", str(tmp / "out")]),
+    Case("validate-case-bad-solver", "n_groups", match=">= 2",
+         api=lambda tmp: dmft.validation.run_suite(
+             [str(_config(tmp, GOOD_CASE.replace("n_groups = 4", "n_groups = 1")))],
+             str(tmp / "out"), progress=False),
+         argv=lambda tmp: ["validate", "--cases", str(_config(
+             tmp, GOOD_CASE.replace("n_groups = 4", "n_groups = 1"))), "--out",
+             str(tmp / "out")]),
+    Case("validate-background-bad-case", "target", match="syntax",
+         api=None, argv=lambda tmp: ["validate", "--background", "--cases", str(_config(
+             tmp, GOOD_CASE.replace('target = "z1"', 'target = "z1 +"'))), "--out",
+             str(tmp / "out")]),
+    # ---------------------------------------------------------------- config structure
+    Case("problem-not-table", "problem", match="must be a table",
+         api=lambda tmp: dmft.config.read_config(_config(tmp, "problem = 3\n")),
+         argv=lambda tmp: ["run", str(_config(tmp, "problem = 3\n")), "--out",
+                           str(tmp / "out")]),
+    Case("problem-missing", "problem", match="no \\[problem\\] table",
+         api=lambda tmp: dmft.config.read_config(_config(tmp, "[solver]\nseed = 1\n")),
+         argv=lambda tmp: ["simulate", str(_config(tmp, "[solver]\nseed = 1\n")), "--out",
+                           str(tmp / "out")]),
+    Case("config-empty", "problem", match="no \\[problem\\] table",
+         api=lambda tmp: dmft.config.read_config(_config(tmp, "")),
+         argv=lambda tmp: ["compare", str(_config(tmp, "")), "--out", str(tmp / "out")]),
+    Case("solver-not-table", "solver", match="must be a table",
+         api=lambda tmp: dmft.config.read_config(_config(
+             tmp, 'solver = 1\n[problem]\ntarget = "z1"\n')),
+         argv=lambda tmp: ["run", str(_config(tmp, 'solver = 1\n[problem]\ntarget = "z1"\n')),
+                           "--out", str(tmp / "out")]),
+    # ---------------------------------------------------------------- more problem fields
+    Case("target-unknown-function", "target", problem={"target": "foo(z1)"}, match="foo"),
+    Case("target-hermite-too-high", "target", problem={"target": "He21(z1)"}, match="He21"),
+    Case("target-not-finite", "target", problem={"target": "log(z1)"}, match="not finite"),
+    Case("target-not-finite-simulate", "target", "simulate", problem={"target": "sqrt(z1)"},
+         match="not finite"),
+    Case("activation-number", "activation", problem={"activation": 3}),
+    Case("schedule-number", "schedule", problem={"schedule": 2}),
+    Case("schedule-reuse-zero", "schedule", problem={"schedule": "reuse-0"}),
+    Case("eta-inf", "eta", problem={"eta": float("inf")}, match="finite"),
+    Case("eta-string", "eta", problem={"eta": "fast"}, match="real number"),
+    Case("ridge-nan", "ridge", problem={"ridge": float("nan")}, match="finite"),
+    Case("noise-inf", "noise", problem={"noise": float("inf")}, match="finite"),
+    Case("steps-string", "steps", problem={"steps": "3"}, match="integer"),
+    Case("k-zero", "k", problem={"k": 0}, match=">= 1"),
+    Case("k-fraction", "k", problem={"k": 1.5}, match="integer"),
+    Case("a-string", "a", problem={"a": "x"}, match="array"),
+    Case("M0-inf", "M0", problem={"M0": [[float("inf")]]}, match="NaN or infinite"),
+    Case("Q0-negative", "Q0", problem={"Q0": [[-1.0]]}, match="positive semi-definite"),
+    # ---------------------------------------------------------------- more options and flags
+    Case("n_groups-above-paths", "n_paths", solver={"n_paths": 6, "n_groups": 4},
+         match="2 \\* n_groups"),
+    Case("stein_rtol-one", "stein_rtol", solver={"stein_rtol": 1.0}, match="< 1"),
+    Case("stein_rtol-negative", "stein_rtol", solver={"stein_rtol": -0.1}, match=">= 0"),
+    Case("history-unknown", "history", solver={"history": "float16"}, match="float16"),
+    Case("method-unknown", "method", solver={"method": "magic"}, match="magic"),
+    Case("progress-string", "progress", solver={"progress": "maybe"}, match="maybe"),
+    Case("pathwise-relu", "response", solver={"response": "pathwise"},
+         problem={"activation": "relu"}, match="smooth"),
+    Case("n_test-small", "n_test", "simulate", simulation={"n_test": 10}, match=">= 100"),
+    Case("n_jobs-zero", "n_jobs", "simulate", simulation={"n_jobs": 0}, match=">= 1"),
+    Case("sim-seed-string", "seed", "simulate", simulation={"seed": "x"}, match="integer"),
+    Case("flag-n-paths-fraction", "n_paths", flags=["--n-paths", "2.5"], api=None,
+         match="integer"),
+    Case("flag-n-paths-inf", "n_paths", flags=["--n-paths", "inf"], api=None,
+         match="integer"),
+    Case("flag-seed-negative", "seed", "compare", flags=["--seed", "-3"], api=None,
+         match=">= 0"),
+    Case("flag-dtype", "dtype", "simulate", flags=["--dtype", "float16"], api=None,
+         match="float16"),
+    Case("flag-d-memory", "d", "simulate", flags=["--d", "1e9"], api=None, match="GiB"),
+    Case("flag-stein-rtol", "stein_rtol", flags=["--stein-rtol", "two"], api=None,
+         match="number"),
+    Case("flag-progress-value", "progress", flags=["--progress=2"], api=None,
+         prefix="dmft: error: argument --progress"),
+    Case("flag-shards-text", "shards", flags=["--shards", "x"], api=None, match="integer"),
+    Case("flag-shards-above-groups", "shards", flags=["--shards", "9"], api=None,
+         match="n_groups"),
+    Case("flag-unknown", "flag", flags=["--n-path", "10"], api=None,
+         prefix="dmft: error: unrecognized arguments"),
+    Case("compare-no-schedule", "schedules", "compare", flags=["--schedules", ","],
+         match="no schedule", api=None),
+    Case("sweep-workers-zero", "workers", "sweep", match=">= 1", api=None,
+         argv=lambda tmp: _sweep_argv(["eta=0.1,0.2"])(tmp) + ["--workers", "0"]),
+    Case("sweep-workers-with-scheduler", "n_workers", "sweep", match="local cluster",
+         api=lambda tmp: dmft.sweep.run_sweep(str(_config(tmp, GOOD)), "eta=0.1,0.2",
+                                              out=str(tmp / "s.nc"), scheduler="tcp://x:1",
+                                              n_workers=2),
+         argv=None),
+    Case("sweep-log-range-negative", "param", "sweep", match="START, STOP > 0",
+         api=_sweep_api(["eta=-1:1:3:log"]), argv=_sweep_argv(["eta=-1:1:3:log"])),
+    Case("sweep-target-changes-k", "target", "sweep", match="k = 1",
+         api=_sweep_api(["target=z1,z1*z2"]), argv=_sweep_argv(["target=z1,z1*z2"])),
+    Case("sweep-target-not-finite", "target", "sweep", match="not finite",
+         api=_sweep_api(["target=log(z1)"]), argv=_sweep_argv(["target=log(z1)"])),
+    Case("plot-sweep-not-a-sweep", "path", match="not a dmft sweep",
+         api=lambda tmp: dmft.sweep.load_sweep(_netcdf(tmp)),
+         argv=lambda tmp: ["plot-sweep", str(_netcdf(tmp)), "--out", str(tmp / "out" / "x.png")]),
+    Case("plot-sweep-garbage", "path", match="cannot read",
+         api=lambda tmp: dmft.sweep.load_sweep(_file(tmp, "not netCDF")),
+         argv=lambda tmp: ["plot-sweep", str(_file(tmp, "not netCDF"))]),
+    Case("load-not-a-result", "path", match="not a dmft result",
+         api=lambda tmp: dmft.load(_netcdf(tmp)), argv=None),
+    Case("validate-empty-cases-dir", "cases", match="no case files",
+         api=lambda tmp: dmft.validation.case_files(None, str(tmp)),
+         argv=lambda tmp: ["validate", "--cases-dir", str(tmp), "--out", str(tmp / "out")]),
+    Case("learnability-k-zero", "k", match=">= 1",
+         api=lambda tmp: dmft.learnability("z1", k=0),
+         argv=lambda tmp: ["learnability", "z1", "--k", "0"]),
+    Case("learnability-order-text", "order", match="integer", api=None,
+         argv=lambda tmp: ["learnability", "z1", "--order", "high"]),
+    Case("learnability-syntax", "target", match="syntax",
+         api=lambda tmp: dmft.learnability("z1 +"),
+         argv=lambda tmp: ["learnability", "z1 +"]),
 ]
 
 
@@ -281,11 +433,11 @@ def test_catalogue_is_large_and_unique():
     ids = [c.id for c in CASES]
     assert len(ids) == len(set(ids))
     both = [c for c in CASES if c.api is not None and c.argv is not None]
-    assert len(both) >= 30
+    assert len(both) >= 30 and len(CASES) >= 120
 
 
 #: the inputs a case may create itself (config files, a file in the way, a read-only folder)
-INPUTS = {"afile", "c.toml", "case.toml", "ro"}
+INPUTS = {"afile", "c.toml", "case.toml", "ro", "other.nc"}
 
 
 def written(folder):
