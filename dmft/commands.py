@@ -61,9 +61,15 @@ def load(args):
     return conf, base
 
 
+#: the CSV's number format: 10 significant digits (the statistical errors are many orders of
+#: magnitude larger than the rounding; the netCDF file holds the exact values)
+CSV_FLOAT = "%.10g"
+
+
 def curves_csv(res, path):
     """Plain-text table of the curves (one row per step) next to the netCDF file (a DMFT
-    Result or a SimResult)."""
+    Result or a SimResult): a header row of column names, then t as an integer and every
+    other column in :data:`CSV_FLOAT` (``nan`` after a divergence)."""
     p, k = res.problem.p, res.problem.k
     cols = ["t", "train_loss", "train_loss_err", "test_error", "test_error_err"]
     data = [res.t, res.train_loss, res.train_loss_err, res.test_error, res.test_error_err]
@@ -75,7 +81,8 @@ def curves_csv(res, path):
         for l in range(j, p):
             cols += [f"Q_{j + 1}{l + 1}", f"Q_{j + 1}{l + 1}_err"]
             data += [res.Q[:, j, l], res.Q_err[:, j, l]]
-    atomic_write(path, lambda tmp: np.savetxt(tmp, np.column_stack(data), delimiter=",",
+    fmt = ["%d"] + [CSV_FLOAT] * (len(cols) - 1)
+    atomic_write(path, lambda tmp: np.savetxt(tmp, np.column_stack(data), fmt=fmt, delimiter=",",
                                               header=",".join(cols), comments=""), "out")
 
 

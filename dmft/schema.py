@@ -1,10 +1,13 @@
 """The data schema: every array the package stores, its dimensions and meaning, defined once.
 
 Results (:mod:`dmft.result`) and sweeps (:mod:`dmft.sweep`) are written to netCDF from this
-table, and read back by it.  Dimensions: ``t`` and ``s`` (times 0..T), ``neuron`` and
-``neuron2`` (the p hidden units), ``direction`` (the k target directions), ``replica`` (the
-DMFT's independent replicas), ``seed`` (the simulation's runs).  A variable ``X`` has a
-standard error ``X_err`` with the same dimensions.
+table, and read back by it.  Dimensions and their coordinates (:data:`COORDINATES`): ``t``
+and ``s`` (steps 0..T), ``neuron`` and ``neuron2`` (the p hidden units, 1..p), ``direction``
+(the k target directions, 1..k), ``replica`` (the DMFT's independent replicas, 0..G-1),
+``seed`` (the simulation's runs, 0..S-1).  A variable ``X`` has a standard error ``X_err``
+with the same dimensions.  Every variable carries the attributes ``long_name``,
+``definition``, ``units`` and, where the theory documentation numbers it, ``equation``
+(:func:`attributes`).
 
 A result is a dataclass whose fields say how they are stored (``metadata["store"]``):
 ``"var"`` an array of :data:`VARIABLES` (``X_err`` included), ``"coord"`` the time
@@ -24,33 +27,98 @@ from .problem import Problem
 
 @dataclass(frozen=True)
 class Variable:
-    """An array of the schema: dimensions and a one-line meaning."""
+    """An array of the schema: its dimensions, a short name, its definition, its units and
+    the equation of the theory documentation that defines it (written to netCDF as the
+    attributes ``long_name``, ``definition``, ``units`` and ``equation``; an empty
+    ``equation`` is left out)."""
 
     dims: tuple
     long_name: str
+    definition: str = ""
+    units: str = "1"
+    equation: str = ""
 
 
+#: every quantity is dimensionless (the inputs are standard Gaussians, the labels and the
+#: network's output are numbers): units "1", as the CF conventions write it
 VARIABLES = {
-    "M": Variable(("t", "neuron", "direction"), "overlaps M = W W*^T / d"),
-    "Q": Variable(("t", "neuron", "neuron2"), "Gram matrix Q = W W^T / d"),
-    "overlap": Variable(("t", "neuron", "direction"),
-                        "normalised overlaps M_jr / sqrt(Q_jj)"),
-    "train_loss": Variable(("t",), "mean loss over the samples used at step t"),
-    "test_error": Variable(("t",), "population loss E[l] on a fresh sample, label noise "
-                                   "included"),
-    "C_theta": Variable(("t", "s", "neuron", "neuron2"),
-                        "weight-side covariance Cov[omega(t), omega(s)]"),
-    "R_theta": Variable(("t", "s", "neuron", "neuron2"),
-                        "weight-side response R_theta(t, s), s < t"),
-    "C_g": Variable(("t", "s", "neuron", "neuron2"), "sample-side covariance E[g(t) g(s)^T]"),
-    "R_g": Variable(("t", "s", "neuron", "neuron2"),
-                    "sample-side response E[dg(t)/domega(s)], s <= t"),
-    "Psi": Variable(("t", "neuron", "neuron2"), "response of theta(t) to theta(0)"),
-    "residual_omega_cov": Variable(("t",), "relative deviation of the empirical covariance of "
-                                           "the drawn omega(t) from C_theta(t, t)"),
-    "residual_g_innovation": Variable(("t",), "relative change of the re-orthogonalised "
-                                              "innovation of g(t) (round-off indicator)"),
+    "M": Variable(("t", "neuron", "direction"), "student-target overlaps",
+                  "M_jr = w_j . w*_r / d: first-layer weights W (p x d) against the target "
+                  "directions W* (k x d, W* W*^T = d I)"),
+    "Q": Variable(("t", "neuron", "neuron2"), "student Gram matrix",
+                  "Q_jl = w_j . w_l / d"),
+    "overlap": Variable(("t", "neuron", "direction"), "normalised overlaps",
+                        "M_jr / sqrt(Q_jj), the cosine between w_j and w*_r"),
+    "train_loss": Variable(("t",), "train loss",
+                           "mean of (yhat - y)^2 / 2 over the samples used at step t"),
+    "test_error": Variable(("t",), "test error",
+                           "population error E[(yhat - y)^2 / 2] on a fresh sample, label "
+                           "noise included"),
+    "C_theta": Variable(("t", "s", "neuron", "neuron2"), "weight-side covariance",
+                        "C_theta(t, s) = Cov[omega(t), omega(s)], omega the Gaussian field "
+                        "of the weights orthogonal to the target"),
+    "R_theta": Variable(("t", "s", "neuron", "neuron2"), "weight-side response",
+                        "R_theta(t, s), response of theta(t) to a force on g(s), s < t "
+                        "(zero for s >= t)"),
+    "C_g": Variable(("t", "s", "neuron", "neuron2"), "sample-side covariance",
+                    "C_g(t, s) = E[g(t) g(s)^T], g the per-sample gradient of the loss "
+                    "with respect to the pre-activations"),
+    "R_g": Variable(("t", "s", "neuron", "neuron2"), "sample-side response",
+                    "R_g(t, s) = E[dg(t) / domega(s)], s <= t (zero for s > t)"),
+    "Psi": Variable(("t", "neuron", "neuron2"), "response to the initial condition",
+                    "Psi(t), response of theta(t) to theta(0)"),
+    "residual_omega_cov": Variable(("t",), "omega covariance residual",
+                                   "relative deviation of the empirical covariance of the drawn "
+                                   "omega(t) from C_theta(t, t)"),
+    "residual_g_innovation": Variable(("t",), "g innovation residual",
+                                      "relative change of the re-orthogonalised innovation of "
+                                      "g(t) (a round-off indicator)"),
 }
+
+#: the dimensions' coordinates: (first value, meaning); ``t`` and ``s`` are the steps 0..T,
+#: ``replica`` and ``seed`` the index i of ``SeedSequence(seed).spawn(n)[i]``
+COORDINATES = {
+    "t": (0, "gradient-descent step"),
+    "s": (0, "earlier gradient-descent step"),
+    "neuron": (1, "hidden unit j of the student (1..p)"),
+    "neuron2": (1, "hidden unit l of the student (1..p)"),
+    "direction": (1, "target direction r (1..k)"),
+    "replica": (0, "DMFT replica (independent solve on n_paths / n_groups paths; its random "
+                   "stream is SeedSequence(seed).spawn(n_groups)[replica])"),
+    "seed": (0, "simulation run (data, teacher and initial weights from "
+                "SeedSequence(seed).spawn(n_seeds)[seed])"),
+}
+
+
+def attributes(name):
+    """The netCDF attributes of a variable of the schema: ``X``, its standard error
+    ``X_err``, or a per-replica / per-seed array ``replica_X`` / ``seed_X`` (and a sweep's
+    ``sim_X``, the simulations')."""
+    for prefix, what in (("sim_", "simulation: "), ("replica_", "per replica: "),
+                         ("seed_", "per seed: ")):
+        if name.startswith(prefix) and name[len(prefix):].removesuffix("_err") in VARIABLES:
+            out = attributes(name[len(prefix):])
+            out["long_name"] = what + out["long_name"]
+            return out
+    base = name.removesuffix("_err")
+    v = VARIABLES[base]
+    out = {"long_name": v.long_name, "definition": v.definition, "units": v.units}
+    if name != base:
+        out["long_name"] = f"standard error of the {v.long_name}"
+        out["definition"] = (f"standard error of {base} over the DMFT replicas or the "
+                             f"simulation seeds (mean over them: {base})")
+    if v.equation:
+        out["equation"] = v.equation
+    return out
+
+
+def coordinates(sizes):
+    """Coordinates of the dimensions in ``sizes`` ({dim: length}) that have one
+    (:data:`COORDINATES`), with their ``long_name``: {dim: (dim, values, attrs)}."""
+    import numpy as np
+    return {d: (d, np.arange(COORDINATES[d][0], COORDINATES[d][0] + n),
+                {"long_name": COORDINATES[d][1]})
+            for d, n in sizes.items() if d in COORDINATES}
 
 
 def dims(name):
@@ -91,19 +159,25 @@ def to_dataset(obj, kind):
     for f in fields(obj):
         store, value = f.metadata.get("store"), getattr(obj, f.name)
         if store == "var":
-            data[f.name] = (dims(f.name), np.asarray(value))
+            data[f.name] = (dims(f.name), np.asarray(value), attributes(f.name))
         elif isinstance(store, tuple):
             _, prefix, dim = store
             lead = (dim,) if dim else ()
             for key, x in value.items():
-                data[prefix + key] = (lead + dims(key if dim else prefix + key), np.asarray(x))
+                data[prefix + key] = (lead + dims(key if dim else prefix + key), np.asarray(x),
+                                      attributes(prefix + key))
         elif store == "json":
             attrs[f.name] = json.dumps(value)
         elif store == "problem":
             attrs[f.name] = value.to_json()
         elif store == "attr":
             attrs[f.name] = _attr_value(value)
-    return xr.Dataset(data, coords={"t": obj.t}, attrs=attrs)
+    ds = xr.Dataset(data, attrs=attrs)
+    coords = coordinates(dict(ds.sizes))
+    for f in fields(obj):
+        if f.metadata.get("store") == "coord":
+            coords[f.name] = (f.name, np.asarray(getattr(obj, f.name)), coords[f.name][2])
+    return ds.assign_coords(coords)
 
 
 def from_dataset(cls, ds):

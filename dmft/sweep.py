@@ -34,12 +34,17 @@ from .checks import integer
 from .errors import DivergenceWarning, ProblemError
 from .io import atomic_write, open_dataset, output_dir, write_dataset
 from .options import SIMULATION, SOLVER
-from .schema import dims
+from .schema import attributes, coordinates, dims
 from .sweep_params import (PROBLEM_SWEEPABLE, SOLVER_SWEEPABLE, normalize_params, unique,
                            value)
 from .version import __version__
 
 OBSERVABLES = ("M", "Q", "overlap", "train_loss", "test_error")
+#: meanings of the per-point variables of a sweep (netCDF ``long_name``)
+_POINT_ATTRS = {"status": "'ok' or why the run stopped", "message": "the step and the cause "
+                "of a failure", "steps_completed": "last step with finite M and Q (-1: none)",
+                "diverged": "the run stopped before the last step", "point": "hash of the "
+                "point's configuration (its file in the points folder)"}
 _ARRAYS = tuple(n + s for n in OBSERVABLES for s in ("", "_err"))
 
 
@@ -275,19 +280,22 @@ def build_dataset(params, results, base, cfg, solver, sim, hashes):
             arr = np.full(shape + tuple(sizes[d] for d in dd), np.nan)
             for idx, r in results.items():
                 arr[idx] = r[pre + name]
-            data[pre + name] = (grid + dd, arr)
+            data[pre + name] = (grid + dd, arr, attributes(pre + name))
+        what = "simulation" if pre else "DMFT"
         for name, kind in (("status", str), ("message", str), ("steps_completed", int)):
             arr = np.zeros(shape, dtype=object if kind is str else np.int64)
             for idx, r in results.items():
                 arr[idx] = kind(r[pre + name])
-            data[pre + name] = (grid, arr)
-        data[pre + "diverged"] = (grid, data[pre + "status"][1] != "ok")
+            data[pre + name] = (grid, arr, {"long_name": f"{what}: {_POINT_ATTRS[name]}"})
+        data[pre + "diverged"] = (grid, data[pre + "status"][1] != "ok",
+                                  {"long_name": f"{what}: {_POINT_ATTRS['diverged']}"})
     point = np.zeros(shape, dtype=object)
     for idx, h in hashes.items():
         point[idx] = h
-    data["point"] = (grid, point)
-    coords = {n: np.array(v, dtype=object if isinstance(v[0], str) else None) for n, v in params}
-    coords["t"] = np.arange(T + 1)
+    data["point"] = (grid, point, {"long_name": _POINT_ATTRS["point"]})
+    coords = {n: (n, np.array(v, dtype=object if isinstance(v[0], str) else None),
+                  {"long_name": f"swept parameter {n}"}) for n, v in params}
+    coords.update(coordinates(sizes))
     attrs = {"kind": "dmft.Sweep", "version": __version__,
              "config": json.dumps(cfg, default=str), "params": json.dumps(params),
              "problem": json.dumps(base.to_dict()), "solver": json.dumps(solver),

@@ -51,6 +51,10 @@ def test_grid_points_equal_standalone_solves(grid):
     assert ds.sizes["t"] == 4 and ds.sizes["neuron"] == 2 and ds.sizes["direction"] == 2
     assert ds.attrs["version"] == dmft.__version__ and "eta" in ds.attrs["params"]
     assert not ds["diverged"].values.any()
+    assert ds["M"].attrs["long_name"] == "student-target overlaps"           # data with meaning
+    assert ds["test_error_err"].attrs["long_name"].startswith("standard error")
+    assert list(ds["neuron"].values) == [1, 2] and list(ds["direction"].values) == [1, 2]
+    assert ds["eta"].attrs["long_name"] == "swept parameter eta"
     for alpha in ds["alpha"].values:
         for eta in ds["eta"].values:
             point = ds.sel(alpha=alpha, eta=eta)
