@@ -22,8 +22,12 @@ $(DOCS_STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[test,docs]"
 	@touch $(STAMP) $(DOCS_STAMP)
 
+# The paper's story in one figure, out/paper_story.png: (a) the paper's case, DMFT against GD;
+# (b) He3 under one-pass and multi-pass GD (examples/paper_story.py says more).
 run: $(STAMP)
 	MPLBACKEND=Agg $(VENV)/bin/dmft compare examples/paper_tanh_he3.toml --out out
+	MPLBACKEND=Agg $(VENV)/bin/dmft compare examples/he3_reuse.toml --schedules one-pass,multi-pass --out out
+	MPLBACKEND=Agg $(PY) examples/paper_story.py out
 
 test: $(STAMP)
 	MPLBACKEND=Agg $(PY) -m pytest -q -ra tests

@@ -1,6 +1,8 @@
 """Connections to Dask: a running scheduler by address, an existing client, or a local
-cluster of one-thread worker processes (no dashboard), closed on exit."""
+cluster of one-thread worker processes (no dashboard, its routine log lines, e.g. a worker
+killed at shutdown, silenced), closed on exit."""
 import contextlib
+import logging
 
 from .errors import ProblemError
 
@@ -39,5 +41,6 @@ def connect(scheduler=None, client=None, n_workers=None):
             yield own
         return
     with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as own:
+                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+            Client(cluster) as own:
         yield own

@@ -1,130 +1,350 @@
-"""Figures: overlap curves, Q and losses with Monte Carlo error bands."""
+"""Figures of learning curves: one run (a DMFT :class:`~dmft.Result` or a
+:class:`~dmft.SimResult`), theory against simulation (a :class:`~dmft.compare.Comparison`),
+several schedules on one figure, and the paper's story (:func:`plot_story`).
+
+One convention in every figure (decisions recorded here):
+
+* the DMFT is a line with a band of +-2 standard errors (with 10^6 paths the band is often
+  thinner than the line: the residual panel then tells the agreement);
+* a simulation is open markers with +-2 standard-error bars; markers of different entries are
+  shifted sideways by at most 0.15 step so that coinciding entries (Q11 and Q22 of a
+  symmetric problem) stay visible, and entries differ in line style and marker too;
+* under each quantity a residual panel shows z = (DMFT - simulation) / combined standard error
+  at every step, with the agreement threshold |z| <= Z_MAX shaded;
+* the columns are the quantities of the tables (:data:`QUANTITIES`): normalised overlaps
+  M_jr / sqrt(Q_jj), the entries of Q, the train loss and the test error;
+* the title gives every parameter of the problem (ridge and label noise included) and of the
+  runs.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
 from .io import save_figure
 
 
-def _band(ax, t, y, err, label, **kw):
-    line, = ax.plot(t, y, marker="o", ms=3, label=label, **kw)
-    ax.fill_between(t, y - 2 * err, y + 2 * err, color=line.get_color(), alpha=0.25, lw=0)
-    return line
+@dataclass(frozen=True)
+class Quantity:
+    """A column of the figures: a result field, its title and which entries it has ("pk": the
+    p x k entries, "pp": the upper triangle of a p x p matrix, "": a scalar per step)."""
+
+    name: str
+    title: str
+    entries: str
+    symbol: str = ""
+
+
+#: the quantities drawn, in the order of the columns (a new observable is one more line)
+QUANTITIES = (
+    Quantity("overlap", r"normalised overlap $M_{jr}/\sqrt{Q_{jj}}$", "pk", "m"),
+    Quantity("Q", r"Gram matrix $Q_{jl}$", "pp", "Q"),
+    Quantity("train_loss", "train loss", ""),
+    Quantity("test_error", "test error", ""),
+)
+#: the raw overlaps (the observable the validation statistics compare)
+M_RAW = Quantity("M", r"overlaps $M_{jr}$", "pk", "M")
+LINESTYLES = ("-", (0, (5, 2)), "-.", (0, (1, 1.2)), (0, (8, 2, 1, 2)))
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+SCHEDULE_COLORS = ("C0", "C3", "C2", "C1", "C4", "C5")
+BAND_ALPHA = 0.3
+DODGE = 0.15
+
+
+def entries(quantity, problem):
+    """[(index, label)] of the entries of a quantity for a problem (the order of
+    :func:`dmft.compare.entries`)."""
+    p, k = problem.p, problem.k
+    if quantity.entries == "pk":
+        return [((j, r), f"${quantity.symbol}_{{{j + 1}{r + 1}}}$")
+                for j in range(p) for r in range(k)]
+    if quantity.entries == "pp":
+        return [((j, l), f"${quantity.symbol}_{{{j + 1}{l + 1}}}$")
+                for j in range(p) for l in range(j, p)]
+    return [((), "")]
+
+
+def _series(run, name, index):
+    y, e = getattr(run, name), getattr(run, name + "_err")
+    return y[(slice(None),) + index], e[(slice(None),) + index]
+
+
+def _count(n):
+    """10^6 for powers of ten, 200,000 otherwise."""
+    n = int(n)
+    exp = int(round(np.log10(n))) if n > 0 else 0
+    return f"$10^{{{exp}}}$" if n == 10 ** exp and exp >= 3 else f"{n:,}"
+
+
+def problem_title(pr, schedule=True):
+    """Every parameter of a problem on one line (the schedule too unless ``schedule`` is
+    False)."""
+    a = "" if np.allclose(pr.a, [(1 if j % 2 == 0 else -1) / np.sqrt(pr.p)
+                                 for j in range(pr.p)]) else \
+        f", a = [{', '.join(f'{x:.3g}' for x in pr.a)}]"
+    return (f"f* = {pr.target.expr},  {pr.activation} student, p = {pr.p}, k = {pr.k}{a},  "
+            rf"$\alpha$ = {pr.alpha:g}, $\eta$ = {pr.eta:g}, ridge = {pr.ridge:g}, "
+            f"noise = {pr.noise:g},  " + (f"{pr.schedule}, " if schedule else "") +
+            f"T = {pr.steps}")
+
+
+def run_title(run):
+    """The run's own settings: DMFT paths and replicas, or the simulation's d, n and seeds."""
+    if hasattr(run, "n_paths"):
+        text = f"DMFT: {_count(run.n_paths)} paths, {run.n_groups} replicas, seed {run.seed}"
+    else:
+        text = (f"GD: d = {run.d:,}, n = {run.n:,}, {run.n_seeds} seeds, {run.dtype}, "
+                f"seed {run.seed}")
+    return text + ("" if run.ok else f"  [{run.status}: {run.message}]")
+
+
+def draw_dmft(ax, t, y, e, color, ls="-", label=None):
+    """A DMFT curve: a line and its +-2 standard-error band."""
+    ax.fill_between(t, y - 2 * e, y + 2 * e, color=color, alpha=BAND_ALPHA, lw=0)
+    ax.plot(t, y, color=color, ls=ls, lw=1.6, label=label)
+
+
+def draw_sim(ax, t, y, e, color, marker="o", shift=0.0, label=None, line=False):
+    """A simulation: open markers with +-2 standard-error bars (shifted by ``shift`` steps;
+    joined by a thin line when ``line``)."""
+    ax.errorbar(t + shift, y, yerr=2 * e, fmt=marker, ms=4.5, mfc="white", mew=1.2,
+                color=color, ecolor=color, elinewidth=1.0, capsize=2, ls="-" if line else "none",
+                lw=0.6, label=label, zorder=3)
+
+
+def zscore(cmp, quantity, index):
+    """z of one entry at every step: the comparison's own when it has the quantity, else
+    (DMFT - simulation) / sqrt(err_DMFT^2 + err_sim^2) (exact agreement on both sides: 0)."""
+    if quantity.name in cmp.z:
+        cols = [i for i, _ in entries(quantity, cmp.result.problem)]
+        return np.asarray(cmp.z[quantity.name])[:, cols.index(index)]
+    y, e = _series(cmp.result, quantity.name, index)
+    ys, es = _series(cmp.sim, quantity.name, index)
+    den = np.sqrt(e ** 2 + es ** 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = (y - ys) / den
+    exact = ~(den > 1e-12)
+    z[exact] = np.where(np.abs((y - ys)[exact]) < 1e-9, 0.0, np.inf)
+    return z
+
+
+def _threshold():
+    from .compare import Z_MAX
+    return Z_MAX
+
+
+def style_legend(fig, kinds=("dmft", "sim"), where="outside upper center"):
+    """A figure legend saying what lines, bands and markers are."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    handles = []
+    if "dmft" in kinds:
+        handles += [(Patch(color="0.4", alpha=BAND_ALPHA, lw=0), Line2D([], [], color="0.2")),
+                    ]
+    if "sim" in kinds:
+        handles.append(Line2D([], [], marker="o", mfc="white", color="0.2", ls="none"))
+    labels = (["DMFT (line, band: +-2 standard errors)"] if "dmft" in kinds else []) + \
+        (["GD simulation (markers, bars: +-2 standard errors)"] if "sim" in kinds else [])
+    from matplotlib.legend_handler import HandlerTuple
+    fig.legend(handles, labels, loc=where, ncol=len(labels), fontsize=8, frameon=False,
+               handler_map={tuple: HandlerTuple(ndivide=1)})
+
+
+def panel_set(fig, comparisons, names=None, quantities=QUANTITIES):
+    """Draw comparisons into ``fig`` (a Figure or SubFigure): one column per quantity, values
+    above and the residual z below.  One comparison: one colour per entry.  Several (one
+    problem under several schedules, ``names``): one colour per comparison, entries told
+    apart by line style and marker.  Returns {quantity name: (values axes, z axes)}."""
+    ncol = len(quantities)
+    gs = fig.add_gridspec(2, ncol, height_ratios=(3, 1.25))
+    zmax = _threshold()
+    axes = {}
+    for c, q in enumerate(quantities):
+        ax = fig.add_subplot(gs[0, c])
+        zax = fig.add_subplot(gs[1, c], sharex=ax)
+        ax.set_label(q.name)
+        zax.set_label(q.name + "_z")
+        worst = 0.0
+        for n, cmp in enumerate(comparisons):
+            res, sim = cmp.result, cmp.sim
+            ents = entries(q, res.problem)
+            for e, (index, label) in enumerate(ents):
+                color = f"C{e % 10}" if len(comparisons) == 1 else \
+                    SCHEDULE_COLORS[n % len(SCHEDULE_COLORS)]
+                if len(comparisons) > 1:
+                    label = (names[n] if e == 0 else None) if len(ents) == 1 else \
+                        (f"{names[n]}, {label}" if e < 4 else None)
+                shift = DODGE * (e - (len(ents) - 1) / 2) / max(1, (len(ents) - 1) / 2) \
+                    if len(ents) > 1 else 0.0
+                ls, mk = LINESTYLES[e % len(LINESTYLES)], MARKERS[e % len(MARKERS)]
+                y, err = _series(res, q.name, index)
+                ys, errs = _series(sim, q.name, index)
+                draw_dmft(ax, res.t, y, err, color, ls, label or None)
+                draw_sim(ax, sim.t, ys, errs, color, mk, shift)
+                z = zscore(cmp, q, index)
+                zax.plot(res.t + shift, z, marker=mk, ms=3.5, mfc="white", color=color,
+                         lw=0.7, ls=ls)
+                finite = np.abs(z[np.isfinite(z)])
+                worst = max(worst, float(finite.max()) if finite.size else 0.0)
+        ax.set_title(f"{q.title}\nworst |z| = {worst:.2f}", fontsize=9)
+        labelled = [h for h in ax.get_lines() if not h.get_label().startswith("_")]
+        if len(labelled) > 1 and (c == 0 or len(entries(q, comparisons[0].result.problem)) > 1):
+            ax.legend(fontsize=7, ncol=2 if len(labelled) > 4 else 1, handlelength=2.6)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelbottom=False)
+        zax.axhspan(-zmax, zmax, color="0.93", zorder=0)
+        for sign in (-1, 1):
+            zax.axhline(sign * zmax, color="0.6", lw=0.6, ls="--")
+        zax.axhline(0.0, color="0.5", lw=0.6)
+        lim = max(zmax + 0.5, 1.1 * worst)
+        zax.set_ylim(-lim, lim)
+        zax.set_xlabel("step t")
+        zax.set_ylabel("z" if c else f"z  (shaded: |z| <= {zmax:g})", fontsize=8)
+        zax.grid(alpha=0.3)
+        axes[q.name] = (ax, zax)
+    return axes
 
 
 def new_figure(path, fig, size):
-    """A figure without pyplot when saving to a file (leaves the user's backend alone)."""
-    if fig is not None:
-        return fig
-    if path is not None:
-        from matplotlib.figure import Figure
-        return Figure(figsize=size)
-    import matplotlib.pyplot as plt
-    return plt.figure(figsize=size)
+    """A figure without pyplot when saving to a file (leaves the user's backend alone); laid
+    out by matplotlib's constrained layout."""
+    if fig is None:
+        if path is not None:
+            from matplotlib.figure import Figure
+            fig = Figure(figsize=size)
+        else:
+            import matplotlib.pyplot as plt
+            fig = plt.figure(figsize=size)
+    fig.set_layout_engine("constrained")
+    return fig
 
 
 def finish(fig, path):
-    """Lay out ``fig`` and, when ``path`` is given, save it atomically; returns ``fig``."""
-    fig.tight_layout()
+    """Save ``fig`` atomically when ``path`` is given; returns ``fig``."""
     if path is not None:
         save_figure(fig, path)
     return fig
 
 
 def plot_result(res, path=None, fig=None):
-    """Three panels: normalised overlaps M_jr/sqrt(Q_jj), Q entries, train/test losses
-    (for a DMFT Result or a SimResult).
+    """One run: normalised overlaps, Q, train loss and test error per step (a DMFT Result:
+    lines and +-2 standard-error bands; a SimResult: markers and +-2 standard-error bars).
 
-    Bands are +-2 standard errors.  Returns the matplotlib Figure (saved to ``path`` if given)."""
-    fig = new_figure(path, fig, (13, 3.8))
-    axes = fig.subplots(1, 3)
-    t = res.t
-    p, k = res.problem.p, res.problem.k
-    for j in range(p):
-        for r in range(k):
-            _band(axes[0], t, res.overlap[:, j, r], res.overlap_err[:, j, r],
-                  rf"$m_{{{j + 1}{r + 1}}}$")
-    axes[0].set_title("overlap $M_{jr}/\\sqrt{Q_{jj}}$")
-    for j in range(p):
-        for l in range(j, p):
-            _band(axes[1], t, res.Q[:, j, l], res.Q_err[:, j, l], rf"$Q_{{{j + 1}{l + 1}}}$")
-    axes[1].set_title("$Q$")
-    _band(axes[2], t, res.train_loss, res.train_loss_err, "train loss")
-    _band(axes[2], t, res.test_error, res.test_error_err, "test error")
-    axes[2].set_title("losses")
-    for ax in axes:
+    Parameters
+    ----------
+    res : Result or SimResult
+    path : str, optional
+        Save the figure there (atomically).
+    fig : matplotlib.figure.Figure, optional
+        Draw into this figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig = new_figure(path, fig, (15, 3.9))
+    axes = fig.subplots(1, len(QUANTITIES))
+    dmft = hasattr(res, "n_paths")
+    for ax, q in zip(axes, QUANTITIES):
+        ents = entries(q, res.problem)
+        for e, (index, label) in enumerate(ents):
+            y, err = _series(res, q.name, index)
+            color, ls, mk = f"C{e % 10}", LINESTYLES[e % len(LINESTYLES)], MARKERS[e % 7]
+            if dmft:
+                draw_dmft(ax, res.t, y, err, color, ls, label or None)
+            else:
+                shift = DODGE * (e - (len(ents) - 1) / 2) / max(1, (len(ents) - 1) / 2) \
+                    if len(ents) > 1 else 0.0
+                draw_sim(ax, res.t, y, err, color, mk, shift, label or None, line=True)
+        ax.set_title(q.title, fontsize=9)
         ax.set_xlabel("step t")
-        ax.legend(fontsize=7, ncol=2)
         ax.grid(alpha=0.3)
-    pr = res.problem
-    what = f"DMFT N={res.n_paths:g}" if hasattr(res, "n_paths") else \
-        f"GD d={res.d}, {res.n_seeds} seeds"
-    fig.suptitle(f"{what}:  f*={pr.target.expr}, {pr.activation}, p={p}, alpha={pr.alpha:g}, "
-                 f"eta={pr.eta:g}" + ("" if res.ok else f"  [{res.status}]"), fontsize=10)
+        if len(ents) > 1:
+            ax.legend(fontsize=7, ncol=2 if len(ents) > 4 else 1, handlelength=2.6)
+    fig.suptitle(f"{run_title(res)}\n{problem_title(res.problem)}", fontsize=9)
+    style_legend(fig, ("dmft",) if dmft else ("sim",), "outside lower center")
     return finish(fig, path)
 
 
-def plot_comparison(cmp, path=None, fig=None):
-    """DMFT bands (+-2 errors) and simulation means with 2-error bars: M per neuron and
-    direction, Q entries, train loss, test error; the worst |z| in each title."""
-    res, sim = cmp.result, cmp.sim
-    fig = new_figure(path, fig, (12, 8))
-    axes = fig.subplots(2, 2).ravel()
-    t = res.t
-    p, k = res.problem.p, res.problem.k
+def plot_comparison(cmp, path=None, fig=None, quantities=QUANTITIES):
+    """Theory against simulation: DMFT lines and bands, simulation markers and bars, and the
+    residual z of every entry under each quantity; the worst |z| in each title.
 
-    def pair(ax, y, e, ys, es, label):
-        line = _band(ax, t, y, e, label + " DMFT")
-        ax.errorbar(t, ys, yerr=2 * es, fmt="s", ms=4, mfc="none", color=line.get_color(),
-                    capsize=2, label=label + " sim")
+    Parameters
+    ----------
+    cmp : Comparison
+    path : str, optional
+        Save the figure there (atomically).
+    fig : matplotlib.figure.Figure, optional
+        Draw into this figure.
+    quantities : tuple of Quantity
+        The columns (default :data:`QUANTITIES`).
 
-    for j in range(p):
-        for r in range(k):
-            pair(axes[0], res.M[:, j, r], res.M_err[:, j, r], sim.M[:, j, r], sim.M_err[:, j, r],
-                 f"M{j + 1}{r + 1}")
-    for j in range(p):
-        for l in range(j, p):
-            pair(axes[1], res.Q[:, j, l], res.Q_err[:, j, l], sim.Q[:, j, l], sim.Q_err[:, j, l],
-                 f"Q{j + 1}{l + 1}")
-    pair(axes[2], res.train_loss, res.train_loss_err, sim.train_loss, sim.train_loss_err, "train")
-    pair(axes[3], res.test_error, res.test_error_err, sim.test_error, sim.test_error_err, "test")
-    for ax, name, title in zip(axes, ("M", "Q", "train_loss", "test_error"),
-                               ("overlaps M", "Q", "train loss", "test error")):
-        ax.set_title(f"{title}   worst |z| = {cmp.worst((name,)):.2f}", fontsize=10)
-        ax.set_xlabel("step t")
-        ax.legend(fontsize=6, ncol=2)
-        ax.grid(alpha=0.3)
-    pr = res.problem
-    fig.suptitle(f"DMFT (N={res.n_paths:g}) vs GD (d={sim.d}, {sim.n_seeds} seeds): "
-                 f"f*={pr.target.expr}, {pr.activation}, p={p}, alpha={pr.alpha:g}, "
-                 f"eta={pr.eta:g}", fontsize=10)
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Its axes carry the quantity's name as their label (``ax.get_label()``; ``NAME_z`` for
+        the residual panels).
+    """
+    fig = new_figure(path, fig, (3.9 * len(quantities), 6.2))
+    panel_set(fig, [cmp], quantities=quantities)
+    fig.suptitle(f"{run_title(cmp.result)}  vs  {run_title(cmp.sim)}\n"
+                 f"{problem_title(cmp.result.problem)}", fontsize=9)
+    style_legend(fig, where="outside lower center")
     return finish(fig, path)
 
 
 def plot_schedules(comparisons, path=None, fig=None):
-    """Several schedules on one figure: normalised overlaps, train loss and test error; DMFT
-    as bands (+-2 errors), simulations as points with 2-error bars, one colour per schedule."""
-    fig = new_figure(path, fig, (14, 4.2))
-    axes = fig.subplots(1, 3)
-    colors = ["C0", "C3", "C2", "C1", "C4", "C5"]
-    for n, cmp in enumerate(comparisons):
-        res, sim = cmp.result, cmp.sim
-        c = colors[n % len(colors)]
-        name = res.problem.schedule
-        p, k = res.problem.p, res.problem.k
-        for j in range(p):
-            for r in range(k):
-                lab = name if (j, r) == (0, 0) else None
-                _band(axes[0], res.t, res.overlap[:, j, r], res.overlap_err[:, j, r], lab, color=c)
-                axes[0].errorbar(res.t, sim.overlap[:, j, r], yerr=2 * sim.overlap_err[:, j, r],
-                                 fmt="s", ms=3, mfc="none", color=c, capsize=2)
-        for ax, key in ((axes[1], "train_loss"), (axes[2], "test_error")):
-            _band(ax, res.t, getattr(res, key), getattr(res, key + "_err"), name, color=c)
-            ax.errorbar(res.t, getattr(sim, key), yerr=2 * getattr(sim, key + "_err"), fmt="s",
-                        ms=3, mfc="none", color=c, capsize=2)
-    for ax, title in zip(axes, ("overlap $M_{jr}/\\sqrt{Q_{jj}}$", "train loss", "test error")):
-        ax.set_title(title)
-        ax.set_xlabel("step t")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    pr, sim = comparisons[0].result.problem, comparisons[0].sim
-    fig.suptitle(f"DMFT (lines, bands) vs GD (squares, d={sim.d}, {sim.n_seeds} seeds): "
-                 f"f*={pr.target.expr}, {pr.activation}, p={pr.p}, alpha={pr.alpha:g}, "
-                 f"eta={pr.eta:g}", fontsize=10)
+    """One problem under several schedules (one colour each): DMFT lines and bands,
+    simulation markers and bars, residual z panels.
+
+    Parameters
+    ----------
+    comparisons : list of Comparison
+        The same problem under different schedules.
+    path : str, optional
+    fig : matplotlib.figure.Figure, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig = new_figure(path, fig, (3.9 * len(QUANTITIES), 6.2))
+    names = [c.result.problem.schedule for c in comparisons]
+    panel_set(fig, comparisons, names)
+    first = comparisons[0]
+    fig.suptitle(f"{' vs '.join(names)}:  {run_title(first.result)}  vs  "
+                 f"{run_title(first.sim)}\n{problem_title(first.result.problem, False)}",
+                 fontsize=9)
+    style_legend(fig, where="outside lower center")
+    return finish(fig, path)
+
+
+def plot_story(main, schedules, path=None, fig=None):
+    """The paper's story on one figure: (a) a problem's theory against simulation
+    (:func:`plot_comparison`), (b) a problem under several schedules (:func:`plot_schedules`),
+    e.g. He3 one-pass against multi-pass.
+
+    Parameters
+    ----------
+    main : Comparison
+    schedules : list of Comparison
+    path : str, optional
+    fig : matplotlib.figure.Figure, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig = new_figure(path, fig, (3.9 * len(QUANTITIES), 12.6))
+    top, bottom = fig.subfigures(2, 1, hspace=0.04)
+    panel_set(top, [main])
+    top.suptitle(f"(a) {run_title(main.result)}  vs  {run_title(main.sim)}\n"
+                 f"{problem_title(main.result.problem)}", fontsize=9.5)
+    names = [c.result.problem.schedule for c in schedules]
+    panel_set(bottom, schedules, names)
+    first = schedules[0]
+    bottom.suptitle(f"(b) {' vs '.join(names)} GD:  {run_title(first.result)}  vs  "
+                    f"{run_title(first.sim)}\n{problem_title(first.result.problem, False)}",
+                    fontsize=9.5)
+    style_legend(fig, where="outside lower center")
     return finish(fig, path)

@@ -54,7 +54,8 @@ def _sel(da, series, value):
 
 
 def plot_sweep(ds, path=None, fig=None):
-    """Plot a sweep: line plots for one parameter, heat maps for two.
+    """Plot a sweep: line plots for one parameter, heat maps for two; every value with its
+    uncertainty.
 
     Parameters
     ----------
@@ -62,42 +63,66 @@ def plot_sweep(ds, path=None, fig=None):
         A sweep (:func:`dmft.sweep.load_sweep`).
     path : str, optional
         Write the figure there (PNG, atomically; no pyplot involved).
-    fig : matplotlib Figure, optional
+    fig : matplotlib.figure.Figure, optional
+        Draw into this figure.
 
     Returns
     -------
     matplotlib.figure.Figure
-        One parameter: a panel per target direction (overlap summary at the last step vs the
-        parameter, one line per schedule, simulations as open squares when present) and a
-        panel of train (dashed) and test (solid) losses.  Two parameters: per schedule, a heat
-        map of the overlap summary per direction and one of the test error.
+        One parameter: a panel per target direction (overlap summary at the last step against
+        the parameter, one colour per schedule; DMFT as a line with a band of +-2 standard
+        errors, simulations, when present, as open markers with +-2 standard-error bars),
+        then the train loss and the test error (log scale when positive).  Two parameters:
+        per schedule, a heat map of the overlap summary per direction (cells whose overlap is
+        within 2 standard errors of zero hatched), a companion map of 2 standard errors of the
+        overlap summary on the same colour scale, and the test error; each cell is annotated
+        with its value when the grid is small enough to read.
+
+    Examples
+    --------
+    >>> from dmft.sweep import load_sweep
+    >>> from dmft.sweep_plot import plot_sweep
+    >>> fig = plot_sweep(load_sweep("out/step_size_sweep.nc"), "step_size.png")  # doctest: +SKIP
     """
-    from .plotting import finish, new_figure
+    from .plotting import finish, new_figure, style_legend
     xdims, series = _layout(ds)
     k = ds.sizes["direction"]
     rows = len(_series(ds, series)) if len(xdims) == 2 else 1
-    fig = new_figure(path, fig, (4.2 * (k + 1), 3.6 * rows))
     if len(xdims) == 1:
+        fig = new_figure(path, fig, (3.9 * (k + 2), 4.2))
         _lines(fig, ds, xdims[0], series, k)
+        style_legend(fig, ("dmft", "sim") if "sim_overlap" in ds else ("dmft",),
+                     "outside lower center")
     else:
+        fig = new_figure(path, fig, (4.3 * (k + 2), 3.7 * rows + 0.8))
         _heatmaps(fig, ds, xdims, series, k)
-    pr = ds.attrs.get("problem", "")
-    fig.suptitle(f"sweep of {' x '.join(xdims)} at t = {int(ds['t'].values[-1])}: "
-                 f"{_title(pr)}", fontsize=10)
+    fig.suptitle(f"sweep of {' x '.join(xdims)}, values at the last step t = "
+                 f"{int(ds['t'].values[-1])}\n{_title(ds)}", fontsize=9)
     return finish(fig, path)
 
 
-def _title(problem_json):
+def _title(ds):
+    """The base problem and runs of a sweep (swept fields vary around it)."""
     import json
+
+    from .plotting import problem_title
+    from .problem import Problem
     try:
-        p = json.loads(problem_json)
-        return f"f*={p['target']}, {p['activation']}, p={p['p']}"
-    except (ValueError, KeyError, TypeError):
+        text = problem_title(Problem.from_dict(json.loads(ds.attrs["problem"])),
+                             schedule="schedule" not in ds.dims)
+        solver = json.loads(ds.attrs.get("solver", "null")) or {}
+        sim = json.loads(ds.attrs.get("simulation", "null"))
+    except (ValueError, KeyError, TypeError, ProblemError):
         return ""
+    runs = f"DMFT {solver['n_paths']:,} paths" if "n_paths" in solver else ""
+    if sim:
+        runs += f", GD d = {sim['d']:,}, {sim['n_seeds']} seeds"
+    return f"{text};  {runs}" if runs else text
 
 
 def _lines(fig, ds, dim, series, k):
-    axes = fig.subplots(1, k + 1, squeeze=False)[0]
+    from .plotting import SCHEDULE_COLORS, draw_dmft, draw_sim
+    axes = fig.subplots(1, k + 2, squeeze=False)[0]
     x, labels, log = _axis(ds, dim)
     val, err = overlap_summary(ds)
     sim = "sim_overlap" in ds
@@ -105,72 +130,106 @@ def _lines(fig, ds, dim, series, k):
         sval, serr = overlap_summary(ds, "sim_")
     last = ds.isel(t=-1)
     for n, s in enumerate(_series(ds, series)):
-        c, name = f"C{n}", ("DMFT" if s is None else str(s))
+        c = SCHEDULE_COLORS[n % len(SCHEDULE_COLORS)]
+        name = "DMFT" if s is None else str(s)
         div = _sel(ds["diverged"], series, s).values.astype(bool)
-        for r in range(k):
-            ax = axes[r]
-            y = _sel(val, series, s).isel(direction=r).values
-            e = _sel(err, series, s).isel(direction=r).values
-            ax.errorbar(x, y, yerr=2 * e, fmt="o-", ms=3, capsize=2, color=c, label=name)
+        panels = [(_sel(val, series, s).isel(direction=r), _sel(err, series, s).isel(
+            direction=r), _sel(sval, series, s).isel(direction=r) if sim else None,
+            _sel(serr, series, s).isel(direction=r) if sim else None) for r in range(k)]
+        for key in ("train_loss", "test_error"):
+            panels.append((_sel(last[key], series, s), _sel(last[key + "_err"], series, s),
+                           _sel(last["sim_" + key], series, s) if sim else None,
+                           _sel(last["sim_" + key + "_err"], series, s) if sim else None))
+        for ax, (y, e, ys, es) in zip(axes, panels):
+            draw_dmft(ax, x, y.values, e.values, c, label=name)
+            ax.plot(x, y.values, ".", color=c, ms=4)
             if sim:
-                ax.errorbar(x, _sel(sval, series, s).isel(direction=r).values,
-                            yerr=2 * _sel(serr, series, s).isel(direction=r).values, fmt="s",
-                            ms=4, mfc="none", capsize=2, color=c, label=f"{name} (sim)")
-        for ax in axes:
+                draw_sim(ax, x, ys.values, es.values, c)
             if div.any():
-                ax.plot(x[div], np.full(div.sum(), 0.02), "x", color=c, ms=7,
+                ax.plot(x[div], np.full(div.sum(), 0.03), "x", color=c, ms=7, mew=1.5,
                         transform=ax.get_xaxis_transform(),
-                        label=f"{name}: diverged" if ax is axes[-1] else None)
-        ax = axes[-1]
-        for key, style in (("train_loss", "--"), ("test_error", "-")):
-            y = _sel(last[key], series, s).values
-            e = _sel(last[key + "_err"], series, s).values
-            ax.errorbar(x, y, yerr=2 * e, fmt="o" + style, ms=3, capsize=2, color=c,
-                        label=f"{name} {key.replace('_', ' ')}")
-    for r, ax in enumerate(axes):
-        ax.set_title(f"max$_j$ |overlap$_{{j{r + 1}}}$|" if r < k else "train (--), test (-)")
+                        label=f"{name}: diverged" if ax is axes[0] else None)
+    titles = [f"overlap: max$_j$ |$M_{{j{r + 1}}}/\\sqrt{{Q_{{jj}}}}$|" for r in range(k)]
+    for ax, title in zip(axes, titles + ["train loss", "test error"]):
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel(dim)
         if log:
             ax.set_xscale("log")
         if labels is not None:
             ax.set_xticks(x, labels, rotation=30, fontsize=7)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    losses = last[["train_loss", "test_error"]].to_array().values
-    if np.any(np.isfinite(losses)) and np.nanmin(losses) > 0:
-        axes[-1].set_yscale("log")
+    axes[0].legend(fontsize=7)
+    for ax in axes[k:]:
+        ys = np.concatenate([ln.get_ydata() for ln in ax.get_lines()
+                             if len(ln.get_ydata()) == len(x)]).astype(float)
+        if np.any(np.isfinite(ys)) and np.nanmin(ys) > 0 and np.nanmax(ys) > 10 * np.nanmin(ys):
+            ax.set_yscale("log")
 
 
 def _heatmaps(fig, ds, xdims, series, k):
     from matplotlib import colormaps
     from matplotlib.colors import LogNorm, Normalize
     svals = _series(ds, series)
-    axes = fig.subplots(len(svals), k + 1, squeeze=False)
+    axes = fig.subplots(len(svals), k + 2, squeeze=False)
     ydim, xdim = xdims
     cmap = colormaps["viridis"].with_extremes(bad="0.8")
-    val, _ = overlap_summary(ds)
+    val, err = overlap_summary(ds)
     vmax = float(val.max()) if bool(np.isfinite(val).any()) else 1.0
+    overlap_norm = Normalize(0.0, max(vmax, 1e-12))       # one scale: overlaps and their errors
     test = ds["test_error"].isel(t=-1)
+    test_err = ds["test_error_err"].isel(t=-1)
     for row, s in enumerate(svals):
-        for r in range(k + 1):
-            ax = axes[row, r]
-            da = _sel(val, series, s).isel(direction=r) if r < k else _sel(test, series, s)
+        v, e = _sel(val, series, s), _sel(err, series, s)
+        maps = [(v.isel(direction=r), e.isel(direction=r),
+                 f"overlap: max$_j$ |$M_{{j{r + 1}}}/\\sqrt{{Q_{{jj}}}}$|") for r in range(k)]
+        maps.append((2 * e.max("direction"), None, "2 standard errors of the overlap\n"
+                                                    "(largest over directions)"))
+        maps.append((_sel(test, series, s), _sel(test_err, series, s), "test error"))
+        for col, (da, de, what) in enumerate(maps):
+            ax = axes[row, col]
             z = da.transpose(ydim, xdim).values.astype(float)
-            norm = None
-            if r == k and np.any(np.isfinite(z)) and np.nanmin(z) > 0 \
-                    and np.nanmax(z) > 10 * np.nanmin(z):       # losses blow up near divergence
-                norm = LogNorm(np.nanmin(z), np.nanmax(z))
-            elif r < k:                     # one colour scale for every overlap panel
-                norm = Normalize(0.0, max(vmax, 1e-12))
+            ze = None if de is None else de.transpose(ydim, xdim).values.astype(float)
+            norm = overlap_norm
+            if col == k + 1:
+                norm = None
+                if np.any(np.isfinite(z)) and np.nanmin(z) > 0 \
+                        and np.nanmax(z) > 10 * np.nanmin(z):    # losses blow up near divergence
+                    norm = LogNorm(np.nanmin(z), np.nanmax(z))
             im = ax.imshow(np.ma.masked_invalid(z), origin="lower", aspect="auto", cmap=cmap,
                            norm=norm, interpolation="nearest")
             fig.colorbar(im, ax=ax)
+            if col < k:                       # significance mask: overlap within 2 s.e. of 0
+                _hatch_cells(ax, np.isfinite(z) & (z < 2 * ze))
+            if z.size <= 80:
+                _annotate(ax, z, ze, im)
             for dim, setter in ((xdim, _xticks), (ydim, _yticks)):
                 setter(ax, ds[dim].values)
             ax.set_xlabel(xdim)
             ax.set_ylabel(ydim)
-            what = f"max$_j$ |overlap$_{{j{r + 1}}}$|" if r < k else "test error"
-            ax.set_title(what + ("" if s is None else f"  [{s}]"), fontsize=9)
+            ax.set_title(what + ("" if s is None else f"  [{s}]"), fontsize=8.5)
+    fig.supxlabel("hatched: overlap within 2 standard errors of zero (not significant);  "
+                  "grey: diverged;  numbers: value (+-2 standard errors)", fontsize=8)
+
+
+def _hatch_cells(ax, mask):
+    """Hatch the cells where ``mask`` holds (whole cells: contourf would cut corners)."""
+    from matplotlib.patches import Rectangle
+    for i, j in zip(*np.nonzero(mask)):
+        ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="////", lw=0,
+                               edgecolor="white", alpha=0.9))
+
+
+def _annotate(ax, z, ze, im):
+    """Each cell's value (and +-2 standard errors) in black or white, whichever reads."""
+    for i in range(z.shape[0]):
+        for j in range(z.shape[1]):
+            if not np.isfinite(z[i, j]):
+                continue
+            r, g, b, _ = im.cmap(im.norm(z[i, j]))
+            color = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+            text = f"{z[i, j]:.2g}" if ze is None or not np.isfinite(ze[i, j]) else \
+                f"{z[i, j]:.2g}\n$\\pm${2 * ze[i, j]:.1g}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=6, color=color)
 
 
 def _ticks(values):

@@ -165,17 +165,23 @@ def run_case(path, quick=False):
 
 
 def _case_figure(cmp, c0s, path):
+    """The comparison at the largest d (the compared observables: raw M, Q, losses) with the
+    d -> infinity extrapolations as black crosses."""
     from matplotlib.figure import Figure
 
-    from .plotting import plot_comparison
-    fig = plot_comparison(cmp, fig=Figure(figsize=(12, 8)))
+    from .plotting import M_RAW, QUANTITIES, plot_comparison
+    quantities = (M_RAW,) + tuple(q for q in QUANTITIES if q.name in OBSERVABLES)
+    fig = plot_comparison(cmp, fig=Figure(figsize=(3.9 * len(quantities), 6.2)),
+                          quantities=quantities)
     t = cmp.result.t[1:]
-    for ax, n in zip(fig.axes, OBSERVABLES):
-        c0, e0 = c0s[n]
+    for ax in fig.axes:
+        if ax.get_label() not in c0s:
+            continue
+        c0, e0 = c0s[ax.get_label()]
         for j in range(c0.shape[1]):
-            ax.errorbar(t + 0.15, c0[:, j], yerr=2 * e0[:, j], fmt="x", color="k", ms=4, lw=0.8,
-                        label="d -> inf fit" if j == 0 else None)
-        ax.legend(fontsize=6, ncol=2)
+            ax.errorbar(t + 0.3, c0[:, j], yerr=2 * e0[:, j], fmt="x", color="k", ms=4, lw=0.8,
+                        label=r"$d \to \infty$ fit" if j == 0 else None)
+        ax.legend(fontsize=7, ncol=2)
     save_figure(fig, path)
 
 
