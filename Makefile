@@ -4,8 +4,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.dmft-installed
 DOCS_STAMP := $(VENV)/.dmft-docs-installed
+NBSTAMP := $(VENV)/.dmft-notebook-installed
 
-.PHONY: run test test-fast install clean clean-cache validate docs
+.PHONY: run test test-fast install clean clean-cache validate docs notebook
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +22,16 @@ $(DOCS_STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[test,docs]"
 	@touch $(STAMP) $(DOCS_STAMP)
+
+$(NBSTAMP): $(STAMP)
+	$(PY) -m pip install -q -e ".[test,notebook]"
+	@touch $(NBSTAMP)
+
+# JupyterLab on notebooks/, from the project's environment (its kernel is .venv's Python, which
+# imports dmft).  No browser is opened: open the http://127.0.0.1:PORT/lab?token=... URL it
+# prints (on a remote machine, through `ssh -L PORT:127.0.0.1:PORT`).  Ctrl-C stops it.
+notebook: $(NBSTAMP)
+	$(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --notebook-dir=notebooks $(NOTEBOOK_ARGS)
 
 # The paper's story in one figure, out/paper_story.png: (a) the paper's case, DMFT against GD;
 # (b) He3 under one-pass and multi-pass GD (examples/paper_story.py says more).

@@ -172,13 +172,20 @@ def _compute(missing, cache, cl, threads, results, bar):
 
 @dataclass
 class SweepRun:
-    """What :func:`run_sweep` did: the Dataset, its path and the point counts."""
+    """What :func:`run_sweep` did: ``dataset`` (the sweep), ``path`` (its file), ``computed``
+    and ``reused`` (how many points were computed now and read from their files)."""
     dataset: object
     path: str
     computed: int
     reused: int
 
     def summary(self):
+        """One line: the grid, the point counts, the diverged points and the file.
+
+        Returns
+        -------
+        str
+        """
         ds = self.dataset
         grid = " x ".join(f"{d} ({ds.sizes[d]})" for d in ds["diverged"].dims)
         return (f"sweep {grid}: {self.computed + self.reused} points, computed "
@@ -188,33 +195,70 @@ class SweepRun:
 
 def run_sweep(config, params, schedules=None, *, simulate=False, out="sweep.nc", scheduler=None,
               client=None, n_workers=None, progress=True, threads_per_point=1):
-    """Solve the DMFT on the grid of ``params`` (x ``schedules``), resuming from cached points.
+    """Solve the DMFT (and optionally simulate) at every point of a grid of parameters, on
+    Dask, resuming from the points already computed.
+
+    Every point is a :func:`dmft.solve` with the config's ``[solver]`` options and seed (so it
+    equals a stand-alone solve), plus a :func:`dmft.simulate` with the ``[simulation]`` options
+    when ``simulate``.  Each finished point is written atomically to ``<out>.points/``; a rerun
+    with the same arguments computes only the missing points.  A point that diverges is kept
+    and flagged (``diverged``, ``status``, ``steps_completed``).  Everything is checked before
+    any work: bad input raises :class:`~dmft.ProblemError` naming the field.
 
     Parameters
     ----------
-    config : str, path or dict
-        A TOML config (:func:`dmft.config.read_config`) or its dict of tables.
+    config : str, path-like or dict
+        A TOML config (:func:`dmft.config.read_config`) or its dict of tables; its
+        ``[problem]`` is the base point.
     params : str, list or dict
-        ``--param`` strings (:func:`parse_param`), (name, values) pairs or {name: values}.
+        The swept parameters: ``--param`` strings (``"eta=0.05:2.0:40"`` linear,
+        ``"eta=0.01:1:20:log"`` geometric, ``"alpha=1,2,4"`` explicit;
+        :func:`dmft.sweep_params.parse_param`), (name, values) pairs or ``{name: values}``.
+        Sweepable: the Problem fields that keep the array shapes and the sweepable solver
+        options (:data:`dmft.sweep_params.SWEEPABLE`).
     schedules : str or list of str, optional
-        Adds a ``schedule`` dimension (e.g. ``"one-pass,multi-pass"``).
-    simulate : bool
-        Also run :func:`dmft.simulate` at every point (``[simulation]`` options, n_jobs = 1).
-    out : str
-        netCDF output; point files go to ``<out>.points/``.
-    scheduler, client : str, distributed.Client, optional
-        A scheduler address, or an existing client (left open).  Default: a LocalCluster of
-        ``n_workers`` processes (default min(CPUs, missing points)), one thread each, no
-        dashboard, started only if points are missing and closed at the end.
-    progress : bool
-        tqdm bar over points.
-    threads_per_point : int
+        Adds a ``schedule`` dimension, e.g. ``"one-pass,multi-pass"``.
+    simulate : bool, default False
+        Also run :func:`dmft.simulate` at every point (``[simulation]`` options, one process
+        per point); its arrays are stored with a ``sim_`` prefix.
+    out : str or path-like, default "sweep.nc"
+        The netCDF file written; point files go to ``<out>.points/`` (kept; delete at will).
+    scheduler : str, optional
+        Address of a running Dask scheduler, e.g. ``"tcp://10.0.0.5:8786"``.
+    client : distributed.Client, optional
+        An existing client (left open).  Without ``scheduler`` or ``client``, a LocalCluster of
+        ``n_workers`` one-thread processes is started (only if points are missing) and closed
+        at the end.
+    n_workers : int, optional
+        Size of that local cluster (default: min(CPUs, missing points)).
+    progress : bool, default True
+        A tqdm bar over points.
+    threads_per_point : int, default 1
         Numba threads of each point's solve.
 
     Returns
     -------
     SweepRun
-        ``dataset`` (see :func:`build_dataset`), ``path``, ``computed`` and ``reused`` counts.
+        ``dataset`` (an :class:`xarray.Dataset`, see :func:`build_dataset`: one dimension per
+        swept parameter, then ``t``, ``neuron``, ``direction``; the observables, their
+        standard errors and the per-point status), ``path`` (the file written), ``computed``
+        and ``reused`` (point counts).
+
+    Examples
+    --------
+    A step-size sweep of the paper's case under both schedules, then its figure (a script
+    that starts a local cluster needs the ``if __name__ == "__main__":`` guard):
+
+    >>> from dmft.sweep import run_sweep, load_sweep
+    >>> from dmft.sweep_plot import plot_sweep
+    >>> run = run_sweep("examples/step_size.toml", "eta=0.05:2.0:40",
+    ...                 schedules="one-pass,multi-pass", out="out/step_size_sweep.nc")
+    ...                                                     # doctest: +SKIP
+    >>> print(run.summary())                                # doctest: +SKIP
+    sweep eta (40) x schedule (2): 80 points, computed 80, reused 0, diverged 6; wrote ...
+    >>> ds = load_sweep("out/step_size_sweep.nc")           # doctest: +SKIP
+    >>> ds["overlap"].sel(schedule="one-pass").isel(t=-1)   # doctest: +SKIP
+    >>> plot_sweep(ds, "out/step_size_sweep.png")           # doctest: +SKIP
     """
     from tqdm.auto import tqdm
 
@@ -262,11 +306,34 @@ def run_sweep(config, params, schedules=None, *, simulate=False, out="sweep.nc",
 
 # ---------------------------------------------------------------------- results
 def build_dataset(params, results, base, cfg, solver, sim, hashes):
-    """One Dataset: a dimension per swept parameter (coordinate = its values), then ``t``,
-    ``neuron``, ``direction``/``neuron2``; the observables and their errors (``sim_*`` for the
-    simulations), ``diverged``, ``status``, ``message``, ``steps_completed``, ``point`` (hash);
-    attributes ``config``, ``params``, ``problem`` (base), ``solver`` and ``simulation`` (base
-    options; swept fields override them) as JSON, ``version`` and ``kind = dmft.Sweep``."""
+    """Gather the points of a sweep in one Dataset.
+
+    Parameters
+    ----------
+    params : list of (str, list)
+        The swept parameters and their values (the grid's dimensions, in order).
+    results : dict
+        {grid index: the point's arrays and status} (what the workers return).
+    base : Problem
+        The base problem (swept fields vary around it).
+    cfg : dict
+        The config's tables (stored as JSON).
+    solver, sim : dict or None
+        The base solver and simulation options that change the numbers (``sim`` None when
+        nothing was simulated).
+    hashes : dict
+        {grid index: the point's hash (its file name in the points folder)}.
+
+    Returns
+    -------
+    xarray.Dataset
+        A dimension per swept parameter (coordinate: its values), then ``t``, ``neuron``,
+        ``direction``, ``neuron2`` (with coordinates and long names); the observables and
+        their errors (``sim_*`` for the simulations), ``diverged``, ``status``, ``message``,
+        ``steps_completed``, ``point``; attributes ``config``, ``params``, ``problem``,
+        ``solver`` and ``simulation`` (JSON), ``version`` and ``kind = "dmft.Sweep"``.
+        Points missing from ``results`` are NaN.
+    """
     import xarray as xr
     grid = tuple(n for n, _ in params)
     shape = tuple(len(v) for _, v in params)
@@ -304,7 +371,31 @@ def build_dataset(params, results, base, cfg, solver, sim, hashes):
 
 
 def load_sweep(path):
-    """Read a sweep written by :func:`run_sweep` (an xarray Dataset, loaded into memory)."""
+    """Read a sweep written by :func:`run_sweep`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The netCDF file (``dmft sweep --out``).
+
+    Returns
+    -------
+    xarray.Dataset
+        Loaded into memory: a dimension per swept parameter (coordinate: its values), then
+        ``t``, ``neuron``, ``direction`` (and ``neuron2``); variables ``M``, ``Q``,
+        ``overlap``, ``train_loss``, ``test_error`` with ``*_err`` (``sim_*`` for simulations),
+        ``diverged``, ``status``, ``message``, ``steps_completed``; attributes ``problem``,
+        ``solver``, ``simulation``, ``params``, ``config`` (JSON) and ``version``.
+        ProblemError on ``path`` when the file is missing or not a sweep.
+
+    Examples
+    --------
+    >>> from dmft.sweep import load_sweep
+    >>> ds = load_sweep("out/step_size_sweep.nc")                     # doctest: +SKIP
+    >>> last = ds.isel(t=-1)
+    >>> best = last["test_error"].idxmin("eta")                       # doctest: +SKIP
+    >>> ds["overlap"].sel(schedule="multi-pass", eta=0.5, method="nearest")  # doctest: +SKIP
+    """
     ds = open_dataset(path)
     if ds.attrs.get("kind") != "dmft.Sweep":
         raise ProblemError("path", f"{os.fspath(path)} is not a dmft sweep file")

@@ -13,8 +13,21 @@ from .errors import ProblemError
 
 
 def overlap_summary(ds, prefix=""):
-    """(value, error) DataArrays over the grid and ``direction``: max over neurons of
-    ``|overlap|`` at the last step and the error of the selected entry."""
+    """The overlap summary of every point (module docstring).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A sweep.
+    prefix : str
+        "" for the DMFT, "sim_" for the simulations.
+
+    Returns
+    -------
+    (xarray.DataArray, xarray.DataArray)
+        Over the grid and ``direction``: max over neurons of ``|overlap|`` at the last step,
+        and the standard error of the selected entry.
+    """
     ov = abs(ds[prefix + "overlap"].isel(t=-1))
     err = ds[prefix + "overlap_err"].isel(t=-1)
     j = ov.fillna(-1.0).argmax("neuron")

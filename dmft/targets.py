@@ -18,6 +18,7 @@ Grammar:
 
 import ast
 import re
+import warnings
 
 import numpy as np
 import scipy.special
@@ -101,7 +102,9 @@ class Target:
             raise ProblemError(field, f"expression is {len(self.expr)} characters long "
                                       f"(at most {MAX_LENGTH} allowed)")
         try:
-            tree = ast.parse(self.expr, mode="eval")
+            with warnings.catch_warnings():     # e.g. "invalid decimal literal" in '1e3and'
+                warnings.simplefilter("ignore", SyntaxWarning)
+                tree = ast.parse(self.expr, mode="eval")
         except SyntaxError as exc:
             where = f" at column {exc.offset}" if exc.offset else ""
             raise ProblemError(field, f"invalid syntax{where} in {self.expr!r} ({exc.msg}); "

@@ -201,3 +201,16 @@ def test_cli_hooks(client, tmp_path, capsys):
     with pytest.raises(ProblemError) as info:
         cmd_plot_sweep(parser.parse_args(["plot-sweep", str(tmp_path / "none.nc")]))
     assert info.value.field == "path"
+
+
+def test_sweep_api_documented():
+    """The Python sweep API has numpydoc docstrings with an example."""
+    from dmft.sweep import build_dataset
+    from dmft.sweep_plot import overlap_summary
+    for func in (run_sweep, load_sweep, plot_sweep):
+        doc = func.__doc__
+        for section in ("Parameters\n    ----------", "Returns\n    -------",
+                        "Examples\n    --------", ">>> "):
+            assert section in doc, (func.__name__, section)
+    for func in (build_dataset, overlap_summary, parse_param):
+        assert "Parameters\n    ----------" in func.__doc__ and "Returns" in func.__doc__
