@@ -30,8 +30,10 @@ $(NBSTAMP): $(STAMP)
 # JupyterLab on notebooks/, from the project's environment (its kernel is .venv's Python, which
 # imports dmft).  No browser is opened: open the http://127.0.0.1:PORT/lab?token=... URL it
 # prints (on a remote machine, through `ssh -L PORT:127.0.0.1:PORT`).  Ctrl-C stops it.
+# NOTEBOOK_ARGS passes more options, e.g. make notebook NOTEBOOK_ARGS=--port=8899
 notebook: $(NBSTAMP)
-	$(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --notebook-dir=notebooks $(NOTEBOOK_ARGS)
+	$(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --notebook-dir=notebooks \
+		$(if $(filter 0,$(shell id -u)),--allow-root) $(NOTEBOOK_ARGS)
 
 # The paper's story in one figure, out/paper_story.png: (a) the paper's case, DMFT against GD;
 # (b) He3 under one-pass and multi-pass GD (examples/paper_story.py says more).
