@@ -34,6 +34,11 @@ class Comparison:
     sim: object
     z: dict
 
+    @property
+    def z_max(self):
+        """The agreement threshold on |z| (figures shade |z| <= z_max)."""
+        return Z_MAX
+
     def worst(self, names=OBSERVABLES):
         """Largest |z| over the given observables and all steps (NaN-aware)."""
         return float(max(np.nanmax(np.abs(self.z[n])) if np.isfinite(self.z[n]).any() else 0.0

@@ -15,6 +15,9 @@ class ProblemError(ValueError):
     """Invalid user input.  The message always starts with the name of the offending field."""
 
     def __init__(self, field, message):
+        if not isinstance(field, str) or not field or not field.isprintable() or \
+                field != field.strip():          # e.g. an empty or blank key in a config
+            field = repr(field)
         self.field = field
         self.detail = message
         super().__init__(f"{field}: {message}")

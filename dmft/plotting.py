@@ -127,11 +127,6 @@ def zscore(cmp, quantity, index):
     return z
 
 
-def _threshold():
-    from .compare import Z_MAX
-    return Z_MAX
-
-
 def style_legend(fig, kinds=("dmft", "sim"), where="outside upper center"):
     """A figure legend saying what lines, bands and markers are."""
     from matplotlib.lines import Line2D
@@ -156,7 +151,7 @@ def panel_set(fig, comparisons, names=None, quantities=QUANTITIES):
     apart by line style and marker.  Returns {quantity name: (values axes, z axes)}."""
     ncol = len(quantities)
     gs = fig.add_gridspec(2, ncol, height_ratios=(3, 1.25))
-    zmax = _threshold()
+    zmax = comparisons[0].z_max
     axes = {}
     for c, q in enumerate(quantities):
         ax = fig.add_subplot(gs[0, c])
