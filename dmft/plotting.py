@@ -48,6 +48,8 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 SCHEDULE_COLORS = ("C0", "C3", "C2", "C1", "C4", "C5")
 BAND_ALPHA = 0.3
 DODGE = 0.15
+#: what a figure of several schedules leaves out of its problem title
+ONE_OF_SEVERAL = ("schedule",)
 
 
 def entries(quantity, problem):
@@ -75,16 +77,18 @@ def _count(n):
     return f"$10^{{{exp}}}$" if n == 10 ** exp and exp >= 3 else f"{n:,}"
 
 
-def problem_title(pr, schedule=True):
-    """Every parameter of a problem on one line (the schedule too unless ``schedule`` is
-    False)."""
-    a = "" if np.allclose(pr.a, [(1 if j % 2 == 0 else -1) / np.sqrt(pr.p)
-                                 for j in range(pr.p)]) else \
-        f", a = [{', '.join(f'{x:.3g}' for x in pr.a)}]"
-    return (f"f* = {pr.target.expr},  {pr.activation} student, p = {pr.p}, k = {pr.k}{a},  "
-            rf"$\alpha$ = {pr.alpha:g}, $\eta$ = {pr.eta:g}, ridge = {pr.ridge:g}, "
-            f"noise = {pr.noise:g},  " + (f"{pr.schedule}, " if schedule else "") +
-            f"T = {pr.steps}")
+def problem_title(pr, swept=()):
+    """Every parameter of a problem on one line; the fields in ``swept`` (e.g. those of a
+    sweep, or "schedule" when several are drawn) are left out."""
+    default_a = np.allclose(pr.a, [(1 if j % 2 == 0 else -1) / np.sqrt(pr.p)
+                                   for j in range(pr.p)])
+    parts = [("target", f"f* = {pr.target.expr}"), ("activation", f"{pr.activation} student"),
+             ("p", f"p = {pr.p}"), ("k", f"k = {pr.k}"),
+             ("a", "" if default_a else f"a = [{', '.join(f'{x:.3g}' for x in pr.a)}]"),
+             ("alpha", rf"$\alpha$ = {pr.alpha:g}"), ("eta", rf"$\eta$ = {pr.eta:g}"),
+             ("ridge", f"ridge = {pr.ridge:g}"), ("noise", f"noise = {pr.noise:g}"),
+             ("schedule", pr.schedule), ("steps", f"T = {pr.steps}")]
+    return ", ".join(text for name, text in parts if text and name not in swept)
 
 
 def run_title(run):
@@ -307,9 +311,9 @@ def plot_schedules(comparisons, path=None, fig=None):
     names = [c.result.problem.schedule for c in comparisons]
     panel_set(fig, comparisons, names)
     first = comparisons[0]
+    title = problem_title(first.result.problem, ONE_OF_SEVERAL)
     fig.suptitle(f"{' vs '.join(names)}:  {run_title(first.result)}  vs  "
-                 f"{run_title(first.sim)}\n{problem_title(first.result.problem, False)}",
-                 fontsize=9)
+                 f"{run_title(first.sim)}\n{title}", fontsize=9)
     style_legend(fig, where="outside lower center")
     return finish(fig, path)
 
@@ -338,8 +342,8 @@ def plot_story(main, schedules, path=None, fig=None):
     names = [c.result.problem.schedule for c in schedules]
     panel_set(bottom, schedules, names)
     first = schedules[0]
+    title = problem_title(first.result.problem, ONE_OF_SEVERAL)
     bottom.suptitle(f"(b) {' vs '.join(names)} GD:  {run_title(first.result)}  vs  "
-                    f"{run_title(first.sim)}\n{problem_title(first.result.problem, False)}",
-                    fontsize=9.5)
+                    f"{run_title(first.sim)}\n{title}", fontsize=9.5)
     style_legend(fig, where="outside lower center")
     return finish(fig, path)

@@ -122,7 +122,7 @@ def _title(ds):
     from .problem import Problem
     try:
         text = problem_title(Problem.from_dict(json.loads(ds.attrs["problem"])),
-                             schedule="schedule" not in ds.dims)
+                             swept=tuple(ds["diverged"].dims))
         solver = json.loads(ds.attrs.get("solver", "null")) or {}
         sim = json.loads(ds.attrs.get("simulation", "null"))
     except (ValueError, KeyError, TypeError, ProblemError):

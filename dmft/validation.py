@@ -268,7 +268,8 @@ def run_suite(files, out, quick=False, progress=True, log=print):
             write_text(stem + ".json", text, "out")
             results.append(summary)
             log(f"{name}: {'passed' if summary['passed'] else 'FAILED'}  worst|z| "
-                f"{summary['worst_z_all']:.2f}  extrapolated {summary['extrapolated_sigma']:.2f} sigma"
+                f"{summary['worst_z_all']:.2f}  extrapolated "
+                f"{summary['extrapolated_sigma']:.2f} sigma"
                 f"  ({summary['runtime_s']['total']:.0f} s)")
     wall = time.perf_counter() - t_start
     write_report(results, out, quick, wall)

@@ -50,7 +50,8 @@ def test_notebook_server_runs_dmft(tmp_path):
                     "the notebook extra)")
     port, token = _free_port(), "dmft-test"
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
-               JUPYTER_CONFIG_DIR=str(tmp_path / "config"), JUPYTER_DATA_DIR=str(tmp_path / "data"),
+               JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
+               JUPYTER_DATA_DIR=str(tmp_path / "data"),
                PATH="/usr/bin:/bin")          # the kernel must not depend on an activated venv
     log = open(tmp_path / "server.log", "wb")
     server = subprocess.Popen(["make", "--no-print-directory", "notebook",
