@@ -28,9 +28,9 @@ from .problem import Problem
 @dataclass(frozen=True)
 class Variable:
     """An array of the schema: its dimensions, a short name, its definition, its units and
-    the equation of the theory documentation that defines it (written to netCDF as the
-    attributes ``long_name``, ``definition``, ``units`` and ``equation``; an empty
-    ``equation`` is left out)."""
+    the equations of the theory documentation that define it, cited as ``eq. (S.N)``
+    (written to netCDF as the attributes ``long_name``, ``definition``, ``units`` and
+    ``equation``; an empty ``equation`` is left out)."""
 
     dims: tuple
     long_name: str
@@ -44,35 +44,39 @@ class Variable:
 VARIABLES = {
     "M": Variable(("t", "neuron", "direction"), "student-target overlaps",
                   "M_jr = w_j . w*_r / d: first-layer weights W (p x d) against the target "
-                  "directions W* (k x d, W* W*^T = d I)"),
+                  "directions W* (k x d, W* W*^T = d I)", equation="eqs. (1.6), (2.11)"),
     "Q": Variable(("t", "neuron", "neuron2"), "student Gram matrix",
-                  "Q_jl = w_j . w_l / d"),
+                  "Q_jl = w_j . w_l / d", equation="eqs. (1.6), (2.12)"),
     "overlap": Variable(("t", "neuron", "direction"), "normalised overlaps",
-                        "M_jr / sqrt(Q_jj), the cosine between w_j and w*_r"),
+                        "m_jr = M_jr / sqrt(Q_jj), the cosine between w_j and w*_r",
+                        equation="eq. (1.6)"),
     "train_loss": Variable(("t",), "train loss",
-                           "mean of (yhat - y)^2 / 2 over the samples used at step t"),
+                           "mean of (yhat - y)^2 / 2 over the samples used at step t",
+                           equation="eqs. (1.8), (2.13)"),
     "test_error": Variable(("t",), "test error",
                            "population error E[(yhat - y)^2 / 2] on a fresh sample, label "
-                           "noise included"),
+                           "noise included", equation="eqs. (1.9), (2.14)"),
     "C_theta": Variable(("t", "s", "neuron", "neuron2"), "weight-side covariance",
-                        "C_theta(t, s) = Cov[omega(t), omega(s)], omega the Gaussian field "
-                        "of the weights orthogonal to the target"),
+                        "C_theta(t, s) = E[theta(t) theta(s)^T] = E[omega(t) omega(s)^T], "
+                        "theta the weights orthogonal to the target",
+                        equation="eqs. (2.7), (2.8)"),
     "R_theta": Variable(("t", "s", "neuron", "neuron2"), "weight-side response",
-                        "R_theta(t, s), response of theta(t) to a force on g(s), s < t "
-                        "(zero for s >= t)"),
+                        "R_theta(t, s) = dtheta(t) / dxi(s), s < t (zero for s >= t)",
+                        equation="eqs. (2.5), (2.6)"),
     "C_g": Variable(("t", "s", "neuron", "neuron2"), "sample-side covariance",
-                    "C_g(t, s) = E[g(t) g(s)^T], g the per-sample gradient of the loss "
-                    "with respect to the pre-activations"),
+                    "C_g(t, s) = E[g(t) g(s)^T], g = dl/dh the gradient of a sample's loss "
+                    "with respect to the pre-activations", equation="eq. (2.10)"),
     "R_g": Variable(("t", "s", "neuron", "neuron2"), "sample-side response",
-                    "R_g(t, s) = E[dg(t) / domega(s)], s <= t (zero for s > t)"),
+                    "R_g(t, s) = E[dg(t) / domega(s)], s <= t (zero for s > t)",
+                    equation="eq. (2.10)"),
     "Psi": Variable(("t", "neuron", "neuron2"), "response to the initial condition",
-                    "Psi(t), response of theta(t) to theta(0)"),
+                    "Psi(t) = dtheta(t) / dtheta(0)", equation="eq. (2.4)"),
     "residual_omega_cov": Variable(("t",), "omega covariance residual",
                                    "relative deviation of the empirical covariance of the drawn "
-                                   "omega(t) from C_theta(t, t)"),
+                                   "omega(t) from C_theta(t, t)", equation="eq. (3.18)"),
     "residual_g_innovation": Variable(("t",), "g innovation residual",
                                       "relative change of the re-orthogonalised innovation of "
-                                      "g(t) (a round-off indicator)"),
+                                      "g(t) (a round-off indicator)", equation="eq. (3.18)"),
 }
 
 #: the dimensions' coordinates: (first value, meaning); ``t`` and ``s`` are the steps 0..T,

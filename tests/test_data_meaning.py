@@ -59,10 +59,12 @@ def test_sim_file_has_meaning(sim, tmp_path):
 
 
 def test_schema_attributes():
+    import re
     for name, var in VARIABLES.items():
         a = attributes(name)
         assert a["long_name"] == var.long_name and a["units"] == "1"
-        assert "equation" not in a or a["equation"] == var.equation
+        assert re.fullmatch(r"eqs?\. \(\d+\.\d+\)(, \(\d+\.\d+\))*", a["equation"]), name
+        # (tests/test_docs_equations.py checks that every number cited in dmft/ is defined)
         assert attributes(name + "_err")["long_name"].startswith("standard error of")
     assert attributes("replica_M")["long_name"].startswith("per replica: ")
     assert attributes("seed_test_error")["long_name"].startswith("per seed: ")
