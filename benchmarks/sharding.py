@@ -12,9 +12,10 @@ two round trips of small messages per step, whatever n_paths.  This script measu
 * the cost of the cluster itself: start-up, and the first sharded solve on fresh workers (each
   imports dmft and loads the compiled kernels), against later solves on the same workers;
 * at several n_paths x steps, the wall time of a solve in one process and sharded (warm
-  workers, best of ``--repeats``), their ratio, and the per-step overhead of sharding,
-  (sharded - single) / (steps + 1) at the smallest n_paths, where the sample side is
-  negligible, and from the slope of the sharded time in the number of steps;
+  workers, best of ``--repeats``) and their ratio;
+* the per-step overhead of sharding, at 2,000 paths (where the sample side costs next to
+  nothing): (sharded - single) / (steps + 1) at each number of steps, and the slope in the
+  number of steps of the sharded time and of the single-process time;
 * that the sharded result is bit-identical to the single-process one (M, Q at every step).
 
 Writes benchmarks/sharding.md (machine, commit, load average, the tables).  Wall times on a
@@ -77,10 +78,9 @@ def measure(grid, repeats, workers):
                       for _ in range(repeats)]
             sharded = [_timed(lambda: dmft.solve(pr, n_paths=N, seed=0, progress=False,
                                                  client=client)) for _ in range(repeats)]
-            a, b = single[0][1], sharded[0][1]
+            (ts, a), (tb, b) = min(single, key=lambda x: x[0]), min(sharded, key=lambda x: x[0])
             same = bool(np.array_equal(a.M, b.M) and np.array_equal(a.Q, b.Q))
-            out["rows"].append({"N": N, "T": T, "single": min(s for s, _ in single),
-                                "sharded": min(s for s, _ in sharded), "identical": same,
+            out["rows"].append({"N": N, "T": T, "single": ts, "sharded": tb, "identical": same,
                                 "sample_single": a.timings["sample_side"],
                                 "sample_sharded": b.timings["sample_side"]})
             print(json.dumps(out["rows"][-1]), flush=True)
@@ -97,14 +97,16 @@ def _start(LocalCluster, Client, workers, logging):
 
 
 def overhead(rows):
-    """Per-step overhead of sharding: from the smallest n_paths, (sharded - single) / (T + 1)
-    for each T, and the slope of the sharded time in T + 1 (least squares)."""
+    """Per-step overhead of sharding at the smallest n_paths: (sharded - single) / (T + 1) for
+    each T, and the slopes of the sharded and single-process times in T + 1 (least squares;
+    T^2 terms are negligible there)."""
     n0 = min(r["N"] for r in rows)
     small = sorted((r for r in rows if r["N"] == n0), key=lambda r: r["T"])
     per_step = [(r["sharded"] - r["single"]) / (r["T"] + 1) for r in small]
-    slope = float(np.polyfit([r["T"] + 1 for r in small], [r["sharded"] for r in small], 1)[0]) \
-        if len(small) > 1 else float("nan")
-    return n0, per_step, slope
+    x = [r["T"] + 1 for r in small]
+    slopes = [float(np.polyfit(x, [r[k] for r in small], 1)[0]) if len(small) > 1
+              else float("nan") for k in ("sharded", "single")]
+    return n0, per_step, slopes
 
 
 def report(out, quick):
@@ -112,7 +114,7 @@ def report(out, quick):
                             capture_output=True, text=True).stdout.strip() or "unknown"
     load = os.getloadavg()
     rows = out["rows"]
-    n0, per_step, slope = overhead(rows)
+    n0, per_step, (slope, slope_single) = overhead(rows)
     machine = platform.processor() or platform.machine()
     lines = [
         "# Sharding benchmark", "",
@@ -129,8 +131,9 @@ def report(out, quick):
         f"{out['first_sharded_s']:.2f} s; the next one: {out['second_sharded_s']:.2f} s",
         f"* per-step overhead of sharding at {n0:,} paths: "
         + ", ".join(f"{1e3 * x:.1f} ms" for x in per_step)
-        + f" (steps {', '.join(str(r['T']) for r in rows if r['N'] == n0)}); slope of the "
-        f"sharded time: {1e3 * slope:.1f} ms per step", "",
+        + f" (steps {', '.join(str(r['T']) for r in rows if r['N'] == n0)}); cost of a "
+        f"step: {1e3 * slope:.1f} ms sharded, {1e3 * slope_single:.1f} ms in one process "
+        f"(slopes in the number of steps)", "",
         "| n_paths | steps | one process (s) | sharded (s) | sharded / one | sample side, one "
         "(s) | sample side, sharded (s) | bit-identical |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -152,9 +155,9 @@ def main():
     args = parser.parse_args()
     sys.path.insert(0, ROOT)
     if args.quick:
-        grid = [(20_000, 5), (20_000, 20), (200_000, 20)]
+        grid = [(2_000, 10), (2_000, 40), (200_000, 20)]
     else:
-        grid = [(20_000, 5), (20_000, 20), (20_000, 40), (200_000, 20), (200_000, 40),
+        grid = [(2_000, 10), (2_000, 40), (2_000, 80), (200_000, 20), (200_000, 40),
                 (1_000_000, 20), (1_000_000, 40)]
     report(measure(grid, args.repeats, args.workers), args.quick)
 
