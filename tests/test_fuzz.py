@@ -29,7 +29,7 @@ from dmft.targets import MAX_HERMITE
 
 #: wall-clock bound of one example (a loaded 2-core machine; the examples take milliseconds)
 EXAMPLE_SECONDS = 20
-FAST = dict(max_examples=150, derandomize=True)
+FAST = dict(max_examples=100, derandomize=True)
 THOROUGH = dict(max_examples=1000)          # x 2 strategies: 2,000 of each kind
 COMMON = dict(deadline=None, database=None, print_blob=True,
               suppress_health_check=list(HealthCheck))
