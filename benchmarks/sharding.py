@@ -92,7 +92,7 @@ def measure(grid, repeats, workers):
 
 def _start(LocalCluster, Client, workers, logging):
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
+                           dashboard_address=":0", silence_logs=logging.ERROR)
     return cluster, Client(cluster)
 
 

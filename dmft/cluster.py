@@ -1,5 +1,5 @@
 """Connections to Dask: a running scheduler by address, an existing client, or a local
-cluster of one-thread worker processes (no dashboard, its routine log lines, e.g. a worker
+cluster of one-thread worker processes (its HTTP server on a free port, its routine log lines, e.g. a worker
 killed at shutdown, silenced), closed on exit."""
 import contextlib
 import logging
@@ -41,6 +41,6 @@ def connect(scheduler=None, client=None, n_workers=None):
             yield own
         return
     with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
             Client(cluster) as own:
         yield own
