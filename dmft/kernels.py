@@ -45,8 +45,9 @@ holds D(s) = dg(s)/dh(s) for the pathwise estimator.  The sums over paths are ve
 (``fastmath`` reassociation only: NaN and infinities keep their meaning, so divergence is still
 detected).  Kernels return *sums* over each group's paths; the caller divides by the group sizes.
 """
+import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .activations import add_sigma, d2sigma, dsigma, scaled_dsigma
 
@@ -255,46 +256,6 @@ def _chunk_accumulate(t, i0, nw, b, g_prev, R, NZ, z, eps0, nuh, kap, gg, gk, gz
                     cw[b, v, j, l] += s3
 
 
-@njit(cache=True, parallel=True)
-def draw_inputs(gens, bounds, zT, xi, eps0):
-    """Each path's z* (``zT`` (k, N)), label-noise normal ``xi`` (N,) and eps0 ((p, N)), drawn
-    in parallel over groups from each group's generator, in the order (and so with the very
-    numbers) of NumPy's ``standard_normal((n_b, k))``, ``standard_normal(n_b)``,
-    ``standard_normal((p, n_b))``."""
-    G = bounds.shape[0] - 1
-    k, p = zT.shape[0], eps0.shape[0]
-    for b in prange(G):
-        gen = gens[b]
-        lo, hi = bounds[b], bounds[b + 1]
-        for i in range(lo, hi):
-            for q in range(k):
-                zT[q, i] = gen.standard_normal()
-        for i in range(lo, hi):
-            xi[i] = gen.standard_normal()
-        for j in range(p):
-            for i in range(lo, hi):
-                eps0[j, i] = gen.standard_normal()
-
-
-@njit(cache=True, parallel=True)
-def draw_nu(gens, nu, chunks, group_chunks):
-    """The innovations nu(t) of every path and step, drawn once before the sweep: group b
-    draws from its own generator ``gens[b]`` (Numba's port of NumPy's ziggurat gives NumPy's
-    numbers), step by step, then chunk by chunk and neuron by neuron (so the first steps'
-    numbers do not depend on the horizon); drawn in float64 and rounded to the float32 history
-    (a relative change below 6e-8)."""
-    G = group_chunks.shape[0] - 1
-    T, p = nu.shape[1], nu.shape[2]
-    for b in prange(G):
-        gen = gens[b]
-        for t in range(T):
-            for c in range(group_chunks[b], group_chunks[b + 1]):
-                nw = chunks[c, 1]
-                for j in range(p):
-                    for ii in range(nw):
-                        nu[c, t, j, ii] = gen.standard_normal()
-
-
 @njit(cache=True)
 def _scratch(p):
     """Per-thread chunk buffers of the forward pass: R, R2, MEM, NZ, HV, HT (p, CHUNK), ACT
@@ -304,16 +265,16 @@ def _scratch(p):
             np.empty((2, CHUNK)), np.empty(CHUNK), np.empty(CHUNK), np.zeros(3))
 
 
-@njit(cache=True, parallel=True, fastmath=_FM)
-def step_stein(t, code, a, z, y, sqrt_alpha, eps0, nu, kappa, g_prev, chunks, group_chunks,
+@njit(cache=True, nogil=True, fastmath=_FM)
+def step_stein(g0, g1, t, code, a, z, y, sqrt_alpha, eps0, nu, kappa, g_prev, chunks, group_chunks,
                P_t, B_row, B_mem, c_last, K_prev, c_prev, K_inv_prev, M_t, mask, gg, gk, gz,
                om2, kk, cw, S_eps, S_nu, losses):
     """Advance all paths to time t and accumulate the per-group sums of
     :func:`_chunk_accumulate` and of (s * train loss, test loss, s)."""
-    G = group_chunks.shape[0] - 1
     p = a.shape[0]
-    for b in prange(G):
-        R, R2, MEM, NZ, HV, HT, ACT, SEL, ERR, sums = _scratch(p)
+    R, R2, MEM, NZ, HV, HT, ACT, SEL, ERR, sums = _scratch(p)
+    for b in range(g0, g1):
+        sums[:] = 0.0
         for c in range(group_chunks[b], group_chunks[b + 1]):
             i0, nw = chunks[c, 0], chunks[c, 1]
             nuh, kap = nu[c], kappa[c]
@@ -326,19 +287,19 @@ def step_stein(t, code, a, z, y, sqrt_alpha, eps0, nu, kappa, g_prev, chunks, gr
             losses[b, q] += sums[q]
 
 
-@njit(cache=True, parallel=True, fastmath=_FM)
-def step_pathwise(t, code, a, z, y, sqrt_alpha, eps0, nu, kappa, g_prev, D_hist, chunks,
+@njit(cache=True, nogil=True, fastmath=_FM)
+def step_pathwise(g0, g1, t, code, a, z, y, sqrt_alpha, eps0, nu, kappa, g_prev, D_hist, chunks,
                   group_chunks, P_t, B_row, B_mem, c_last, K_prev, c_prev, K_inv_prev, M_t,
                   mask, R_theta, gg, gk, gz, om2, kk, cw, Rg_row, losses):
     """As :func:`step_stein`, but R_g(t, u) = E[dg(t)/domega(u)] by reverse-mode
     differentiation of each path: A(t) = D(t), A(u) = sum_{v=u+1..t} A(v) R_theta(v, u) D(u),
     R_g(t, u) = E[A(u)], with D = dg/dh including sigma'' (smooth sigma only)."""
-    G = group_chunks.shape[0] - 1
     p = a.shape[0]
-    for b in prange(G):
-        R, R2, MEM, NZ, HV, HT, ACT, SEL, ERR, sums = _scratch(p)
-        A = np.empty((t + 1, p, p))
-        tmp = np.empty((p, p))
+    R, R2, MEM, NZ, HV, HT, ACT, SEL, ERR, sums = _scratch(p)
+    A = np.empty((t + 1, p, p))
+    tmp = np.empty((p, p))
+    for b in range(g0, g1):
+        sums[:] = 0.0
         for c in range(group_chunks[b], group_chunks[b + 1]):
             i0, nw = chunks[c, 0], chunks[c, 1]
             nuh, kap = nu[c], kappa[c]
@@ -378,3 +339,21 @@ def step_pathwise(t, code, a, z, y, sqrt_alpha, eps0, nu, kappa, g_prev, D_hist,
                               cw, om2, gk, False)
         for q in range(3):
             losses[b, q] += sums[q]
+
+
+def prepare(kernel, *args):
+    """Compile ``kernel`` for the types of ``args`` (or load it from Numba's cache), in the
+    calling thread; nothing when it is already loaded.
+
+    Parameters
+    ----------
+    kernel : numba dispatcher
+        :func:`step_stein` or :func:`step_pathwise`.
+    *args
+        A call's arguments.
+
+    Returns
+    -------
+    None
+    """
+    kernel.compile(tuple(numba.typeof(x) for x in args))
