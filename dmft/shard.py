@@ -15,11 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import kernels
+from . import compilation, kernels
 from .activations import get_activation
 from .draws import draw_inputs, draw_nu
 from .problem import Problem
 from .threads import over_groups
+
+
+_EMPTY3, _EMPTY4, _EMPTY5 = (np.zeros((0,) * n) for n in (3, 4, 5))  # unused estimator's
 
 
 def group_bounds(N, G):
@@ -135,34 +138,64 @@ class Shard:
         self.g_prev = np.zeros((p, n))
         self.D_hist = np.zeros((T + 1, n, p, p)) if response == "pathwise" else \
             np.zeros((1, 1, p, p))
-        self.prepared = False
+        self.compiled = False
+
+    def _call(self, t, coef):
+        """The arguments of :func:`dmft.kernels.step` for step t after the range of groups,
+        and the :class:`StepSums` it fills.  Every call passes the same array types (the
+        arrays of the other estimator empty): one compiled specialisation per history dtype."""
+        G, p, k = self.G, self.p, self.k
+        pathwise = self.response == "pathwise"
+        sums = StepSums(gg=np.zeros((G, p, p)), gk=np.zeros((G, t, p, p)),
+                        gz=np.zeros((G, p, k)), om2=np.zeros((G, p, p)), kk=np.zeros((G, p, p)),
+                        cw=np.zeros((G, max(t - 1, 0), p, p)), losses=np.zeros((G, 3)))
+        if pathwise:
+            sums.R_g = np.zeros((G, t + 1, p, p))
+            R_theta = np.ascontiguousarray(coef.R_theta, dtype=np.float64)
+            S_eps, S_nu, R_g = _EMPTY3, _EMPTY4, sums.R_g
+        else:
+            sums.S_eps, sums.S_nu = np.zeros((G, p, p)), np.zeros((G, t, p, p))
+            R_theta, S_eps, S_nu, R_g = _EMPTY5, sums.S_eps, sums.S_nu, _EMPTY4
+        c = tuple(np.ascontiguousarray(x, dtype=np.float64) for x in (
+            coef.P_t, coef.B_row, coef.B_mem, coef.c_last, coef.K_prev, coef.c_prev,
+            coef.K_inv_prev, coef.M_t))
+        args = (t, self.code, pathwise, self.a, self.zT, self.y, self.sqrt_alpha, self.eps0,
+                self.nu, self.kappa, self.g_prev, self.D_hist, self.chunks, self.group_chunks,
+                *c, self.mask, R_theta, sums.gg, sums.gk, sums.gz, sums.om2, sums.kk, sums.cw,
+                S_eps, S_nu, R_g, sums.losses)
+        return args, sums
+
+    def compile(self, notice=None):
+        """Compile the step kernel for this shard's array types (or load it from Numba's
+        cache), in the calling process and thread, before any step.
+
+        Parameters
+        ----------
+        notice : callable or None
+            Called when a compilation starts (see :func:`dmft.compilation.watch`).
+
+        Returns
+        -------
+        float
+            Seconds spent compiling (0 when the kernel was loaded).
+        """
+        G, p, k = self.G, self.p, self.k
+        zero = np.zeros((G, 0, p, p))
+        coef = StepCoefficients(
+            P_t=np.zeros((G, p, p)), B_row=zero, B_mem=zero, c_last=np.zeros((G, p)),
+            K_prev=zero, c_prev=zero, K_inv_prev=np.zeros((G, p, p)), M_t=np.zeros((G, p, k)),
+            R_theta=np.zeros((G, 1, 1, p, p)))
+        args, _ = self._call(0, coef)
+        with compilation.watch(notice) as w:
+            compilation.compile_for(kernels.step, 0, G, *args)
+        self.compiled = True
+        return w.seconds
 
     def step(self, t, coef):
         """Advance the shard's paths to step t given the :class:`StepCoefficients` of its
         groups; returns their :class:`StepSums`."""
-        G, p, k = self.G, self.p, self.k
-        sums = StepSums(gg=np.zeros((G, p, p)), gk=np.zeros((G, t, p, p)),
-                        gz=np.zeros((G, p, k)), om2=np.zeros((G, p, p)), kk=np.zeros((G, p, p)),
-                        cw=np.zeros((G, max(t - 1, 0), p, p)), losses=np.zeros((G, 3)))
-        args = (t, self.code, self.a, self.zT, self.y, self.sqrt_alpha, self.eps0, self.nu,
-                self.kappa, self.g_prev)
-        # the same array types at every call: one compiled specialisation per kernel
-        c = tuple(np.ascontiguousarray(x, dtype=np.float64) for x in (
-            coef.P_t, coef.B_row, coef.B_mem, coef.c_last, coef.K_prev, coef.c_prev,
-            coef.K_inv_prev, coef.M_t)) + (self.mask,)
-        out = (sums.gg, sums.gk, sums.gz, sums.om2, sums.kk, sums.cw)
-        if self.response == "stein":
-            sums.S_eps, sums.S_nu = np.zeros((G, p, p)), np.zeros((G, t, p, p))
-            kernel, args = kernels.step_stein, (*args, self.chunks, self.group_chunks, *c, *out,
-                                                sums.S_eps, sums.S_nu, sums.losses)
-        else:
-            sums.R_g = np.zeros((G, t + 1, p, p))
-            R_theta = np.ascontiguousarray(coef.R_theta, dtype=np.float64)
-            kernel, args = kernels.step_pathwise, (*args, self.D_hist, self.chunks,
-                                                   self.group_chunks, *c, R_theta, *out,
-                                                   sums.R_g, sums.losses)
-        if not self.prepared:          # compiled (or loaded) here, before the threads start
-            kernels.prepare(kernel, 0, G, *args)
-            self.prepared = True
-        over_groups(kernel, G, *args)
+        if not self.compiled:              # compiled here, before the threads start
+            self.compile()
+        args, sums = self._call(t, coef)
+        over_groups(kernels.step, self.G, *args)
         return sums
