@@ -76,9 +76,9 @@ def _scratch(p):
 
 
 @njit(cache=True, nogil=True, fastmath=_FM)
-def step(g0, g1, t, code, pathwise, a, z, y, sqrt_alpha, eps0, nu, kappa, g_prev, D_hist,
-         chunks, group_chunks, P_t, B_row, B_mem, c_last, K_prev, c_prev, K_inv_prev, M_t, mask,
-         R_theta, gg, gk, gz, om2, kk, cw, S_eps, S_nu, R_g, losses):
+def step(g0, g1, t, code, a, z, y, sqrt_alpha, eps0, nu, kappa, g_prev, chunks, group_chunks,
+         P_t, B_row, B_mem, c_last, K_prev, c_prev, K_inv_prev, M_t, mask, gg, gk, gz, om2, kk,
+         cw, losses, S_eps, S_nu, D_hist, R_theta, R_g):
     """Advance the paths of groups g0 .. g1-1 to time t (module docstring) and add their sums
     to the outputs (leading axis: group).
 
@@ -94,8 +94,9 @@ def step(g0, g1, t, code, pathwise, a, z, y, sqrt_alpha, eps0, nu, kappa, g_prev
     p = a.shape[0]
     k = z.shape[0]                               # z is (k, N)
     R, R2, MEM, NZ, HV, HT, ACT, SEL, ERR, sums = _scratch(p)
-    A = np.empty((t + 1, p, p))                  # one path's adjoint (pathwise)
-    tmp = np.empty((p, p))
+    if R_g is not None:                          # one path's adjoint (pathwise)
+        A = np.empty((t + 1, p, p))
+        tmp = np.empty((p, p))
     for b in range(g0, g1):
         sums[:] = 0.0
         for c in range(group_chunks[b], group_chunks[b + 1]):
@@ -238,7 +239,7 @@ def step(g0, g1, t, code, pathwise, a, z, y, sqrt_alpha, eps0, nu, kappa, g_prev
             for j in range(p):                           # g = s (yhat - y) a sigma'(h)
                 scaled_dsigma(code, HV[j, :nw], ERR[:nw], a[j], g_prev[j, i0:i0 + nw])
             # ---- pathwise estimator only
-            if pathwise:                         # D(t) and the adjoint A(u), path by path
+            if R_g is not None:                  # D(t) and the adjoint A(u), path by path
                 for ii in range(nw):
                     i = i0 + ii
                     sel, err = SEL[ii], ERR[ii]
@@ -282,13 +283,13 @@ def step(g0, g1, t, code, pathwise, a, z, y, sqrt_alpha, eps0, nu, kappa, g_prev
                         s1 += gj[ii] * gl[ii]
                         s2 += nj[ii] * nl[ii]
                         s3 += rj[ii] * rl[ii]
-                        if not pathwise:
+                        if S_eps is not None:
                             s4 += gj[ii] * el[ii]
                     gg[b, j, l] += s1
                     om2[b, j, l] += s2
                     if t >= 1:
                         kk[b, j, l] += s3
-                    if not pathwise:
+                    if S_eps is not None:
                         S_eps[b, j, l] += s4
                 for q in range(k):
                     zq = z[q, i0:i0 + nw]
@@ -309,11 +310,11 @@ def step(g0, g1, t, code, pathwise, a, z, y, sqrt_alpha, eps0, nu, kappa, g_prev
                         for ii in range(nw):
                             x = kv[ii]
                             s1 += gj[ii] * x
-                            if not pathwise:
+                            if S_nu is not None:
                                 s2 += gj[ii] * ev[ii]
                             s3 += rj[ii] * x
                         gk[b, v, j, l] += s1
-                        if not pathwise:
+                        if S_nu is not None:
                             S_nu[b, v, j, l] += s2
                         if v < t - 1:
                             cw[b, v, j, l] += s3

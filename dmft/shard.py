@@ -22,9 +22,6 @@ from .problem import Problem
 from .threads import over_groups
 
 
-_EMPTY3, _EMPTY4, _EMPTY5 = (np.zeros((0,) * n) for n in (3, 4, 5))  # unused estimator's
-
-
 def group_bounds(N, G):
     """Start indices of the G contiguous replica groups of N paths (length G+1)."""
     return np.linspace(0, N, G + 1).round().astype(np.int64)
@@ -136,34 +133,31 @@ class Shard:
         if T >= 1:                             # nu(0 .. T-1), in parallel, after z*, y, eps0
             draw_nu(self.rngs, self.nu, self.chunks, self.group_chunks)
         self.g_prev = np.zeros((p, n))
-        self.D_hist = np.zeros((T + 1, n, p, p)) if response == "pathwise" else \
-            np.zeros((1, 1, p, p))
+        self.D_hist = np.zeros((T + 1, n, p, p)) if response == "pathwise" else None
         self.compiled = False
 
     def _call(self, t, coef):
         """The arguments of :func:`dmft.kernels.step` for step t after the range of groups,
-        and the :class:`StepSums` it fills.  Every call passes the same array types (the
-        arrays of the other estimator empty): one compiled specialisation per history dtype."""
+        and the :class:`StepSums` it fills.  Every call of an estimator passes the same types
+        (None for the other estimator's arrays): one compiled specialisation per estimator and
+        history dtype, each compiled only when used."""
         G, p, k = self.G, self.p, self.k
         pathwise = self.response == "pathwise"
         sums = StepSums(gg=np.zeros((G, p, p)), gk=np.zeros((G, t, p, p)),
                         gz=np.zeros((G, p, k)), om2=np.zeros((G, p, p)), kk=np.zeros((G, p, p)),
                         cw=np.zeros((G, max(t - 1, 0), p, p)), losses=np.zeros((G, 3)))
-        if pathwise:
-            sums.R_g = np.zeros((G, t + 1, p, p))
-            R_theta = np.ascontiguousarray(coef.R_theta, dtype=np.float64)
-            S_eps, S_nu, R_g = _EMPTY3, _EMPTY4, sums.R_g
-        else:
-            sums.S_eps, sums.S_nu = np.zeros((G, p, p)), np.zeros((G, t, p, p))
-            R_theta, S_eps, S_nu, R_g = _EMPTY5, sums.S_eps, sums.S_nu, _EMPTY4
         c = tuple(np.ascontiguousarray(x, dtype=np.float64) for x in (
             coef.P_t, coef.B_row, coef.B_mem, coef.c_last, coef.K_prev, coef.c_prev,
             coef.K_inv_prev, coef.M_t))
-        args = (t, self.code, pathwise, self.a, self.zT, self.y, self.sqrt_alpha, self.eps0,
-                self.nu, self.kappa, self.g_prev, self.D_hist, self.chunks, self.group_chunks,
-                *c, self.mask, R_theta, sums.gg, sums.gk, sums.gz, sums.om2, sums.kk, sums.cw,
-                S_eps, S_nu, R_g, sums.losses)
-        return args, sums
+        args = (t, self.code, self.a, self.zT, self.y, self.sqrt_alpha, self.eps0, self.nu,
+                self.kappa, self.g_prev, self.chunks, self.group_chunks, *c, self.mask,
+                sums.gg, sums.gk, sums.gz, sums.om2, sums.kk, sums.cw, sums.losses)
+        if pathwise:
+            sums.R_g = np.zeros((G, t + 1, p, p))
+            R_theta = np.ascontiguousarray(coef.R_theta, dtype=np.float64)
+            return (*args, None, None, self.D_hist, R_theta, sums.R_g), sums
+        sums.S_eps, sums.S_nu = np.zeros((G, p, p)), np.zeros((G, t, p, p))
+        return (*args, sums.S_eps, sums.S_nu, None, None, None), sums
 
     def compile(self, notice=None):
         """Compile the step kernel for this shard's array types (or load it from Numba's
