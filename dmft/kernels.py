@@ -61,6 +61,7 @@ import numpy as np
 from numba import njit
 
 from .activations import add_sigma, d2sigma, dsigma, scaled_dsigma
+from .prefetch import prefetch_row
 
 CHUNK = 256                 # paths per chunk (measured best of 64..4096 on AVX-512)
 _FM = {"reassoc", "contract"}
@@ -269,7 +270,19 @@ def step(g0, g1, t, code, a, z, y, sqrt_alpha, eps0, nu, kappa, g_prev, chunks, 
                         for j in range(p):
                             for l in range(p):
                                 R_g[b, u, j, l] += A[u, j, l]
-            # ---- accumulation pass: the chunk's history is still in the L2 cache
+            # ---- accumulation pass: the chunk's history is still in the L2 cache; meanwhile
+            # the next chunk's data are prefetched (its forward pass then finds them there)
+            nxt = c + 1 < group_chunks[g1]
+            if nxt:
+                i1, nw1 = chunks[c + 1, 0], chunks[c + 1, 1]
+                for j in range(p):
+                    prefetch_row(g_prev[j, i1:], nw1)
+                    prefetch_row(eps0[j, i1:], nw1)
+                for q in range(k):
+                    prefetch_row(z[q, i1:], nw1)
+                prefetch_row(y[i1:], nw1)
+                if mask.shape[0] != 0:
+                    prefetch_row(mask[t, i1:], nw1)
             for j in range(p):
                 gj, nj, rj = g_prev[j, i0:i0 + nw], NZ[j, :nw], R[j, :nw]
                 for l in range(p):
@@ -301,6 +314,9 @@ def step(g0, g1, t, code, a, z, y, sqrt_alpha, eps0, nu, kappa, g_prev, chunks, 
                 for l in range(p):
                     kv = kap[v, l, :nw]
                     ev = nuh[v, l, :nw]
+                    if nxt:
+                        prefetch_row(kappa[c + 1, v, l], nw1)
+                        prefetch_row(nu[c + 1, v, l], nw1)
                     for j in range(p):
                         gj = g_prev[j, i0:i0 + nw]
                         rj = R[j, :nw]
