@@ -49,13 +49,19 @@ and infinities keep their meaning, so divergence is still detected).  The kernel
 over each group's paths; the caller divides by the group sizes.
 
 Compile time (decision recorded here).  Numba compiles a jitted function called from another
-one twice (alone, then again inside its caller's module), so the whole step - forward pass,
-pathwise stage, accumulation pass - is one function, compiled once for both estimators and every
-activation (``code`` and ``pathwise`` are run-time arguments); only small helpers (the
-activation loops of :mod:`dmft.activations`, the scratch buffers) are separate.  Every call
-passes the same array types (C-contiguous, the dtypes above; the pathwise arrays are empty for
-Stein and the Stein ones for pathwise), so each history dtype has one specialisation.  A new
-model option enters the same way: a run-time code dispatched once per loop, as the activation.
+one twice (alone, then again inside its caller's module), and a ``prange`` three times (alone,
+in the parallel loop's body, in the launching function); so the whole step - forward pass,
+pathwise stage, accumulation pass - is one function, run on threads (:mod:`dmft.threads`),
+and only small helpers (the activation loops of :mod:`dmft.activations`, the scratch buffers,
+the prefetch intrinsic) are separate.  The estimator is chosen by which arrays are None
+(Stein: ``D_hist``, ``R_theta``, ``R_g``; pathwise: ``S_eps``, ``S_nu``): Numba prunes the
+other estimator's branches when it compiles, so a Stein solve compiles no pathwise code and
+each estimator is compiled on its first use only.  Every call passes the same types
+(C-contiguous arrays of the dtypes above), so there is one specialisation per estimator and
+history dtype; the activation ``code`` is a run-time argument, dispatched once per loop by the
+helpers of :mod:`dmft.activations` (one compilation serves every activation).  A new model
+option should enter the same way (a run-time code, or None for an array the default model does
+not use), not as a new specialisation.
 """
 import numpy as np
 from numba import njit
@@ -88,10 +94,11 @@ def step(g0, g1, t, code, a, z, y, sqrt_alpha, eps0, nu, kappa, g_prev, chunks, 
     and adds (s * train loss, test loss, s) to ``losses``.  Accumulation pass: ``gg`` sum
     g g^T, ``gk`` sum g kappa(v)^T (v < t; kappa(t-1) still raw), ``gz`` sum g z*^T, ``om2``
     sum omega omega^T, ``kk`` sum r r^T, ``cw`` sum r kappa(w)^T (w < t-1) and, for the Stein
-    estimator (``pathwise`` False), ``S_eps`` sum g eps0^T and ``S_nu`` sum g nu(v)^T.  With
-    ``pathwise`` True: ``R_g`` sum of R_g(t, u) = dg(t)/domega(u) by reverse-mode
-    differentiation of each path, A(t) = D(t), A(u) = sum_{v=u+1..t} A(v) R_theta(v, u) D(u),
-    with D = dg/dh including sigma'' (smooth sigma only), kept in ``D_hist``."""
+    estimator, ``S_eps`` sum g eps0^T and ``S_nu`` sum g nu(v)^T (``D_hist``, ``R_theta``,
+    ``R_g`` None).  Pathwise estimator (``S_eps``, ``S_nu`` None): ``R_g`` sum of R_g(t, u) =
+    dg(t)/domega(u) by reverse-mode differentiation of each path, A(t) = D(t), A(u) =
+    sum_{v=u+1..t} A(v) R_theta(v, u) D(u), with D = dg/dh including sigma'' (smooth sigma
+    only), kept in ``D_hist``."""
     p = a.shape[0]
     k = z.shape[0]                               # z is (k, N)
     R, R2, MEM, NZ, HV, HT, ACT, SEL, ERR, sums = _scratch(p)
