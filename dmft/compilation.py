@@ -8,6 +8,7 @@ kernels (first run only)" exactly when it happens and report the compile time ap
 run's (``Result.timings["compile"]``).  Compilations of other threads of the process during
 the watch are counted too (Numba compiles one function at a time).
 """
+import sys
 from contextlib import contextmanager
 
 import numba
@@ -55,8 +56,9 @@ def watch(notice=None):
 @contextmanager
 def notice(progress):
     """A notice for :func:`watch` that shows :data:`MESSAGE` on a tqdm line (stderr) until
-    the context ends, when ``progress`` is True or "auto" (compiling takes seconds, longer
-    than the "auto" threshold of :mod:`dmft.progress`).
+    the context ends: when ``progress`` is True, or "auto" and stderr is a terminal
+    (compiling takes seconds, longer than the "auto" threshold of :mod:`dmft.progress`; a
+    captured or redirected stderr gets no transient line).
 
     Parameters
     ----------
@@ -68,7 +70,7 @@ def notice(progress):
     context manager
         Yields the notice (None when nothing is to be shown).
     """
-    if not progress:
+    if not progress or (progress == "auto" and not _is_terminal(sys.stderr)):
         yield None
         return
     line = []
@@ -80,6 +82,13 @@ def notice(progress):
     finally:
         for bar in line:
             bar.close()
+
+
+def _is_terminal(stream):
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def compile_for(dispatcher, *args):

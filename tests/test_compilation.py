@@ -44,12 +44,20 @@ def test_watch_is_silent_when_nothing_compiles():
     assert calls == [] and w.seconds == 0.0
 
 
-@pytest.mark.parametrize("progress", [True, "auto"])
-def test_notice_says_compiling_kernels(progress, capsys):
-    with compilation.notice(progress) as show:
+def test_notice_says_compiling_kernels(capsys):
+    with compilation.notice(True) as show:
         show()
     assert compilation.MESSAGE in capsys.readouterr().err
     assert compilation.MESSAGE == "compiling kernels (first run only)"
+
+
+def test_notice_auto_only_on_a_terminal(capsys, monkeypatch):
+    with compilation.notice("auto") as show:            # captured stderr: not a terminal
+        assert show is None
+    monkeypatch.setattr(compilation, "_is_terminal", lambda stream: True)
+    with compilation.notice("auto") as show:
+        show()
+    assert compilation.MESSAGE in capsys.readouterr().err
 
 
 def test_notice_is_silent_without_progress(capsys):
@@ -82,12 +90,14 @@ def test_one_specialisation_per_estimator_and_history():
 @pytest.mark.slow
 def test_first_run_says_compiling_and_later_runs_do_not(tmp_path):
     """A fresh Numba cache, as in a fresh clone: the CLI says "compiling kernels (first run
-    only)" on stderr while it compiles, the next run (cache hit) does not."""
+    only)" on stderr while it compiles, the next run (cache hit) does not (``--progress``: the
+    notice shows on a redirected stderr too)."""
     cfg = tmp_path / "small.toml"
     cfg.write_text('[problem]\ntarget = "tanh(z1 + He3(z2))"\np = 2\nactivation = "relu"\n'
                    'alpha = 3.0\neta = 0.2\nsteps = 3\n[solver]\nn_paths = 2000\nseed = 0\n')
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
-    cmd = [sys.executable, "-m", "dmft", "run", str(cfg), "--out", str(tmp_path / "out")]
+    cmd = [sys.executable, "-m", "dmft", "run", str(cfg), "--out", str(tmp_path / "out"),
+           "--progress"]
     first = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     assert first.returncode == 0, first.stderr
     assert compilation.MESSAGE in first.stderr
