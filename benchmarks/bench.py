@@ -121,6 +121,22 @@ def read_bandwidth(gib=1.0):
     return x.nbytes / best
 
 
+def conditions():
+    """The load average and the scheduling of this process, for a record: on a shared machine
+    a benchmark run at real-time priority (``chrt -f 10``) has both cores to itself."""
+    rt = hasattr(os, "sched_getscheduler") and os.sched_getscheduler(0) in (
+        getattr(os, "SCHED_FIFO", -1), getattr(os, "SCHED_RR", -1))
+    return (f"load average {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores), "
+            + ("real-time priority (chrt)" if rt else "normal priority"))
+
+
+def append_record(name, lines):
+    """Print ``lines`` and append them to benchmarks/``name`` (a dated record)."""
+    print("\n".join(lines))
+    with open(os.path.join(HERE, name), "a") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
 def fit_exponent(xs, ys):
     return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
 

@@ -17,7 +17,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -27,6 +26,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from bench import append_record, conditions, machine  # noqa: E402
 
 
 def one():
@@ -51,21 +52,6 @@ def run(cache):
     out = subprocess.run([sys.executable, __file__, "--one"], capture_output=True, text=True,
                          cwd=ROOT, env=env, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def machine():
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, cwd=ROOT).stdout.strip() or "unknown"
-    import numba
-    import numpy
-    return (f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, numpy "
-            f"{numpy.__version__}, numba {numba.__version__}; commit {commit}")
 
 
 def main():
@@ -95,14 +81,13 @@ def main():
         warm = run(keep)                       # a later process: kernels from the cache
     finally:
         shutil.rmtree(keep, ignore_errors=True)
-    load1 = os.getloadavg()[0]
     med = {k: statistics.median(r[k] for r in rows)
            for k in ("compile_wall", "compile_cpu", "first_reported", "import_wall")}
     lines = [
         f"## {datetime.datetime.now().isoformat(timespec='minutes')}",
         "",
-        f"Machine: {machine()}; load average {load0:.1f} before, {load1:.1f} after "
-        f"({os.cpu_count()} cores).  Flagship problem, default solver options (2e5 paths, 6 "
+        f"Machine: {machine()}; load average {load0:.1f} before, {conditions()} after.  "
+        f"Flagship problem, default solver options (2e5 paths, 6 "
         f"steps), empty Numba cache, {args.repeats} fresh processes.",
         "",
         f"- compile time of the first solve (first minus second solve), median: "
@@ -116,9 +101,7 @@ def main():
         f"{med['import_wall']:.2f} s.",
         "",
     ]
-    print("\n".join(lines))
-    with open(os.path.join(HERE, "compile_time.md"), "a") as fh:
-        fh.write("\n".join(lines) + "\n")
+    append_record("compile_time.md", lines)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from bench import history_bytes, machine, measure, read_bandwidth  # noqa: E402
+from bench import append_record, conditions, history_bytes, machine, measure, read_bandwidth  # noqa: E402
 
 N, T = 200_000, 20
 TARGET_SPEEDUP, TARGET_FLOOR = 6.0, 1.6
@@ -60,12 +60,11 @@ def main():
     traffic = history_bytes(N, T)
     floor = traffic / bw
     speedup, ratio = t_numpy / t_dmft, t_sample / floor
-    load1 = os.getloadavg()[0]
     lines = [
         f"## {datetime.datetime.now().isoformat(timespec='minutes')}",
         "",
-        f"Machine: {machine()}; load average {load0:.1f} before, {load1:.1f} after "
-        f"({os.cpu_count()} cores).  {N:.0e} paths x {T} steps, best of {args.rounds} "
+        f"Machine: {machine()}; load average {load0:.1f} before, {conditions()} after.  "
+        f"{N:.0e} paths x {T} steps, best of {args.rounds} "
         f"interleaved rounds (each the best of 5 solves in its own process).",
         "",
         f"- dmft.solve {t_dmft:.3f} s against plain numpy {t_numpy:.3f} s: **{speedup:.2f}x** "
@@ -75,9 +74,7 @@ def main():
         f"(target at most {TARGET_FLOOR}x: {'met' if ratio <= TARGET_FLOOR else 'not met'}).",
         "",
     ]
-    print("\n".join(lines))
-    with open(os.path.join(HERE, "sample_side.md"), "a") as fh:
-        fh.write("\n".join(lines) + "\n")
+    append_record("sample_side.md", lines)
     print(json.dumps({"speedup": speedup, "floor_ratio": ratio}))
 
 
