@@ -86,7 +86,7 @@ def main():
     lines = [
         f"## {datetime.datetime.now().isoformat(timespec='minutes')}",
         "",
-        f"Machine: {machine()}; load average {load0:.1f} before, {conditions()} after.  "
+        f"Machine: {machine()}; load average {load0:.1f} before; after: {conditions()}.  "
         f"Flagship problem, default solver options (2e5 paths, 6 "
         f"steps), empty Numba cache, {args.repeats} fresh processes.",
         "",

@@ -22,7 +22,8 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from bench import append_record, conditions, history_bytes, machine, measure, read_bandwidth  # noqa: E402
+from bench import (append_record, conditions, history_bytes, machine, measure,  # noqa: E402
+                   read_bandwidth)
 
 N, T = 200_000, 20
 TARGET_SPEEDUP, TARGET_FLOOR = 6.0, 1.6
@@ -63,7 +64,7 @@ def main():
     lines = [
         f"## {datetime.datetime.now().isoformat(timespec='minutes')}",
         "",
-        f"Machine: {machine()}; load average {load0:.1f} before, {conditions()} after.  "
+        f"Machine: {machine()}; load average {load0:.1f} before; after: {conditions()}.  "
         f"{N:.0e} paths x {T} steps, best of {args.rounds} "
         f"interleaved rounds (each the best of 5 solves in its own process).",
         "",
