@@ -4,8 +4,10 @@
     .venv/bin/python benchmarks/bench.py --quick    # skips the numpy baseline at 1e6 x 100
 
 Every measurement runs in its own subprocess (so that its peak RSS is its own), after a
-warm-up solve that loads the compiled kernels (compile time excluded).  Ratios are measured in
-one run.  Writes benchmarks/results.md with the machine and the commit.
+warm-up solve that loads the compiled kernels (compile time excluded); a time is the best of
+the repeats (the sample side's too).  Ratios are measured in one run.  Writes
+benchmarks/results.md with the machine and the commit.  benchmarks/sample_side.py checks the
+two sample-side ratios at 2e5 x 20 alone, with interleaved rounds.
 """
 import argparse
 import datetime
@@ -37,12 +39,15 @@ def one(kind, N, T, repeats=1, history="float64"):
         import dmft
         dmft.solve(_problem(3), n_paths=2000, seed=0, progress=False,
                    history=history)                                                  # warm-up
+        sample, weight = [], []
         for _ in range(repeats):
             t0 = time.perf_counter()
             res = dmft.solve(_problem(T), n_paths=N, seed=0, progress=False, history=history)
             walls.append(time.perf_counter() - t0)
-        extra = {"sample_side": res.timings["sample_side"],
-                 "weight_side": res.timings["weight_side"], "M_T": res.M[-1].ravel().tolist()}
+            sample.append(res.timings["sample_side"])
+            weight.append(res.timings["weight_side"])
+        extra = {"sample_side": min(sample), "weight_side": min(weight),
+                 "sample_sides": sample, "M_T": res.M[-1].ravel().tolist()}
     elif kind == "numpy":
         sys.path.insert(0, HERE)
         from numpy_reference import solve_numpy
@@ -114,6 +119,22 @@ def read_bandwidth(gib=1.0):
         total(x)
         best = min(best, time.perf_counter() - t0)
     return x.nbytes / best
+
+
+def conditions():
+    """The load average and the scheduling of this process, for a record: on a shared machine
+    a benchmark run at real-time priority (``chrt -f 10``) has both cores to itself."""
+    rt = hasattr(os, "sched_getscheduler") and os.sched_getscheduler(0) in (
+        getattr(os, "SCHED_FIFO", -1), getattr(os, "SCHED_RR", -1))
+    return (f"load average {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores), "
+            + ("real-time priority (chrt)" if rt else "normal priority"))
+
+
+def append_record(name, lines):
+    """Print ``lines`` and append them to benchmarks/``name`` (a dated record)."""
+    print("\n".join(lines))
+    with open(os.path.join(HERE, name), "a") as fh:
+        fh.write("\n".join(lines) + "\n")
 
 
 def fit_exponent(xs, ys):

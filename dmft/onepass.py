@@ -18,25 +18,27 @@ compared with ``solve(..., method="general")``.
 import time
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
+from . import compilation
 from .activations import dsigma, get_activation, sigma
 from .errors import DIVERGENCE, check_projection
 from .linalg import psd_sqrt, swap
 from .progress import progress_bar
 from .result import Result
+from .threads import over_groups
 from .weight import Kernels
 
 
-@njit(cache=True, parallel=True)
-def _step(code, a, z, y, zeta, bounds, C_half, M_t, gg, gz, S, losses):
-    """Per group sums of g g^T, g z^T, g zeta^T and the loss over fresh samples."""
-    G = bounds.shape[0] - 1
+@njit(cache=True, nogil=True)
+def _step(g0, g1, code, a, z, y, zeta, bounds, C_half, M_t, gg, gz, S, losses):
+    """Sums of g g^T, g z^T, g zeta^T and the loss over the fresh samples of groups g0 .. g1-1
+    (one range per thread, :func:`dmft.threads.over_groups`)."""
     p = a.shape[0]
     k = z.shape[1]
-    for b in prange(G):
-        h = np.empty(p)
-        g = np.empty(p)
+    h = np.empty(p)
+    g = np.empty(p)
+    for b in range(g0, g1):
         for i in range(bounds[b], bounds[b + 1]):
             for j in range(p):
                 acc = 0.0
@@ -89,7 +91,7 @@ def solve_one_pass(problem, N, G, seed, rng, progress):
     K.Psi[:, 0] = np.eye(p)
     losses = np.full((G, T + 1, 2), np.nan)
     status, message, completed = "ok", "", T
-    t_sample = 0.0
+    t_sample = t_compile = 0.0
     eye = np.eye(p)
     # overflow is not reported by numpy: every step is checked and a divergence reported
     with np.errstate(over="ignore", invalid="ignore"):
@@ -105,9 +107,14 @@ def solve_one_pass(problem, N, G, seed, rng, progress):
             zeta = rng.standard_normal((N, p))
             gg, S = np.zeros((G, p, p)), np.zeros((G, p, p))
             gz, lo = np.zeros((G, p, k)), np.zeros(G)
+            args = (act.code, a, z, y, zeta, bounds, np.ascontiguousarray(C_half),
+                    np.ascontiguousarray(K.M[:, t]), gg, gz, S, lo)
+            if t == 0:          # compiled (or loaded) before the first step, and said so
+                with compilation.notice(progress) as notice, compilation.watch(notice) as w:
+                    compilation.compile_for(_step, 0, G, *args)
+                t_compile = w.seconds
             t0 = time.perf_counter()
-            _step(act.code, a, z, y, zeta, bounds, np.ascontiguousarray(C_half),
-                  np.ascontiguousarray(K.M[:, t]), gg, gz, S, lo)
+            over_groups(_step, G, *args)
             t_sample += time.perf_counter() - t0
             gg, S = gg / counts[:, None, None], S / counts[:, None, None]
             gz = gz / counts[:, None, None]
@@ -136,8 +143,9 @@ def solve_one_pass(problem, N, G, seed, rng, progress):
                 status, message, completed = "diverged", f"step {t + 1}: non-finite M or " \
                                                          f"C_theta", t
                 break
-    timings = {"total": time.perf_counter() - t_start, "sample_side": t_sample,
-               "weight_side": time.perf_counter() - t_start - t_sample}
+    total = time.perf_counter() - t_start - t_compile
+    timings = {"total": total, "compile": t_compile, "sample_side": t_sample,
+               "weight_side": total - t_sample}
     nan = np.full(T + 1, np.nan)
     return Result.from_replicas(
         problem=problem, kernels=K, losses=losses, completed=completed, status=status,

@@ -162,7 +162,9 @@ class Curves:
 class Result(Curves):
     """Solution of the DMFT: replica means and standard errors (module docstring), the
     kernels, the per-replica curves and the solver's diagnostics (``residuals``, ``timings``
-    in seconds, ``status`` and ``message``)."""
+    in seconds, ``status`` and ``message``).  ``timings``: ``compile`` the time spent compiling
+    Numba kernels (0 when they were loaded from the cache), ``total`` the run without it,
+    ``sample_side`` and ``weight_side`` its two parts."""
 
     KIND: ClassVar[str] = "dmft.Result"
     C_theta: np.ndarray = var()

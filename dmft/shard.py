@@ -6,19 +6,20 @@ weight-side coefficients of those groups; it returns the per-group sums the weig
 ``dmft.solve`` uses one shard in-process, or several shards kept resident on Dask workers as
 actors (``solve(..., client=...)``): per step only the small coefficient arrays and per-group
 sums travel.  Every group draws from its own random stream (``SeedSequence(seed).spawn(G)``),
-in a fixed order (z*, label noise, eps0, selection patterns, then the innovations nu(t) step
-by step, drawn at once in parallel by :func:`dmft.kernels.draw_nu`), so the
-numbers do not depend on how groups are spread over shards or threads: a sharded solve equals
-the single-process one.
+in a fixed order (:mod:`dmft.draws`), so the numbers do not depend on how groups are spread
+over shards or threads: a sharded solve equals the single-process one.  The kernels run one
+range of groups per thread (:mod:`dmft.threads`).
 """
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import kernels
+from . import compilation, kernels
 from .activations import get_activation
+from .draws import draw_inputs, draw_nu
 from .problem import Problem
+from .threads import over_groups
 
 
 def group_bounds(N, G):
@@ -116,10 +117,8 @@ class Shard:
         self.response = response
         seqs = np.random.SeedSequence(seed).spawn(G)[g0:g1]
         self.rngs = tuple(np.random.default_rng(s) for s in seqs)
-        self.zT = np.empty((k, n))
-        self.eps0 = np.empty((p, n))           # per-path vectors stored by coordinate
-        xi = np.empty(n)
-        kernels.draw_inputs(self.rngs, self.bounds, self.zT, xi, self.eps0)
+        # per-path vectors stored by coordinate
+        self.zT, xi, self.eps0 = draw_inputs(self.rngs, self.bounds, k, p)
         self.y = pr.labels(self.zT.T, xi)
         masks = [pr.plan.mask(rng, self.bounds[b + 1] - self.bounds[b], T)
                  for b, rng in enumerate(self.rngs)]
@@ -132,29 +131,65 @@ class Shard:
         self.nu = np.zeros(shape, dtype=np.float32)
         self.kappa = np.zeros(shape, dtype=np.dtype(history))
         if T >= 1:                             # nu(0 .. T-1), in parallel, after z*, y, eps0
-            kernels.draw_nu(self.rngs, self.nu, self.chunks, self.group_chunks)
+            draw_nu(self.rngs, self.nu, self.chunks, self.group_chunks)
         self.g_prev = np.zeros((p, n))
-        self.D_hist = np.zeros((T + 1, n, p, p)) if response == "pathwise" else \
-            np.zeros((1, 1, p, p))
+        self.D_hist = np.zeros((T + 1, n, p, p)) if response == "pathwise" else None
+        self.compiled = False
+
+    def _call(self, t, coef):
+        """The arguments of :func:`dmft.kernels.step` for step t after the range of groups,
+        and the :class:`StepSums` it fills.  Every call of an estimator passes the same types
+        (None for the other estimator's arrays): one compiled specialisation per estimator and
+        history dtype, each compiled only when used."""
+        G, p, k = self.G, self.p, self.k
+        pathwise = self.response == "pathwise"
+        sums = StepSums(gg=np.zeros((G, p, p)), gk=np.zeros((G, t, p, p)),
+                        gz=np.zeros((G, p, k)), om2=np.zeros((G, p, p)), kk=np.zeros((G, p, p)),
+                        cw=np.zeros((G, max(t - 1, 0), p, p)), losses=np.zeros((G, 3)))
+        c = tuple(np.ascontiguousarray(x, dtype=np.float64) for x in (
+            coef.P_t, coef.B_row, coef.B_mem, coef.c_last, coef.K_prev, coef.c_prev,
+            coef.K_inv_prev, coef.M_t))
+        args = (t, self.code, self.a, self.zT, self.y, self.sqrt_alpha, self.eps0, self.nu,
+                self.kappa, self.g_prev, self.chunks, self.group_chunks, *c, self.mask,
+                sums.gg, sums.gk, sums.gz, sums.om2, sums.kk, sums.cw, sums.losses)
+        if pathwise:
+            sums.R_g = np.zeros((G, t + 1, p, p))
+            R_theta = np.ascontiguousarray(coef.R_theta, dtype=np.float64)
+            return (*args, None, None, self.D_hist, R_theta, sums.R_g), sums
+        sums.S_eps, sums.S_nu = np.zeros((G, p, p)), np.zeros((G, t, p, p))
+        return (*args, sums.S_eps, sums.S_nu, None, None, None), sums
+
+    def compile(self, notice=None):
+        """Compile the step kernel for this shard's array types (or load it from Numba's
+        cache), in the calling process and thread, before any step.
+
+        Parameters
+        ----------
+        notice : callable or None
+            Called when a compilation starts (see :func:`dmft.compilation.watch`).
+
+        Returns
+        -------
+        float
+            Seconds spent compiling (0 when the kernel was loaded).
+        """
+        G, p, k = self.G, self.p, self.k
+        zero = np.zeros((G, 0, p, p))
+        coef = StepCoefficients(
+            P_t=np.zeros((G, p, p)), B_row=zero, B_mem=zero, c_last=np.zeros((G, p)),
+            K_prev=zero, c_prev=zero, K_inv_prev=np.zeros((G, p, p)), M_t=np.zeros((G, p, k)),
+            R_theta=np.zeros((G, 1, 1, p, p)))
+        args, _ = self._call(0, coef)
+        with compilation.watch(notice) as w:
+            compilation.compile_for(kernels.step, 0, G, *args)
+        self.compiled = True
+        return w.seconds
 
     def step(self, t, coef):
         """Advance the shard's paths to step t given the :class:`StepCoefficients` of its
         groups; returns their :class:`StepSums`."""
-        G, p, k = self.G, self.p, self.k
-        sums = StepSums(gg=np.zeros((G, p, p)), gk=np.zeros((G, t, p, p)),
-                        gz=np.zeros((G, p, k)), om2=np.zeros((G, p, p)), kk=np.zeros((G, p, p)),
-                        cw=np.zeros((G, max(t - 1, 0), p, p)), losses=np.zeros((G, 3)))
-        args = (t, self.code, self.a, self.zT, self.y, self.sqrt_alpha, self.eps0, self.nu,
-                self.kappa, self.g_prev)
-        c = (coef.P_t, coef.B_row, coef.B_mem, coef.c_last, coef.K_prev, coef.c_prev,
-             coef.K_inv_prev, coef.M_t, self.mask)
-        out = (sums.gg, sums.gk, sums.gz, sums.om2, sums.kk, sums.cw)
-        if self.response == "stein":
-            sums.S_eps, sums.S_nu = np.zeros((G, p, p)), np.zeros((G, t, p, p))
-            kernels.step_stein(*args, self.chunks, self.group_chunks, *c, *out, sums.S_eps,
-                               sums.S_nu, sums.losses)
-        else:
-            sums.R_g = np.zeros((G, t + 1, p, p))
-            kernels.step_pathwise(*args, self.D_hist, self.chunks, self.group_chunks, *c,
-                                  coef.R_theta, *out, sums.R_g, sums.losses)
+        if not self.compiled:              # compiled here, before the threads start
+            self.compile()
+        args, sums = self._call(t, coef)
+        over_groups(kernels.step, self.G, *args)
         return sums

@@ -1,0 +1,83 @@
+"""The sample side at 2e5 paths x 20 steps against its two yardsticks, in one run.
+
+    .venv/bin/python benchmarks/sample_side.py             # 3 rounds, about a minute
+    .venv/bin/python benchmarks/sample_side.py --rounds 5
+
+Targets (issue: long horizons, item 5): ``dmft.solve`` at least 6x faster than the project's
+plain numpy implementation (benchmarks/numpy_reference.py), and the sample side at most 1.6x
+the time of one read of every history per step at the machine's read bandwidth.  Each side
+runs in its own process (``bench.py --one``, best of 5 solves after a warm-up, compile time
+excluded), the read bandwidth too; the three are interleaved round by round so that a
+neighbour's load hits all of them alike, and each figure is the best over the rounds.  On a
+shared machine the result is provisional: rerun it idle.  Appends to
+benchmarks/sample_side.md.
+"""
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from bench import (append_record, conditions, history_bytes, machine, measure,  # noqa: E402
+                   read_bandwidth)
+
+N, T = 200_000, 20
+TARGET_SPEEDUP, TARGET_FLOOR = 6.0, 1.6
+
+
+def bandwidth():
+    """Read bandwidth (bytes/s) measured in a fresh process."""
+    out = subprocess.run([sys.executable, __file__, "--bandwidth"], capture_output=True,
+                         text=True, cwd=ROOT, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--bandwidth", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.bandwidth:
+        print(read_bandwidth())
+        return
+    load0 = os.getloadavg()[0]
+    rows = []
+    for i in range(args.rounds):
+        d, n, bw = measure("dmft", N, T, 5), measure("numpy", N, T, 5), bandwidth()
+        rows.append((d, n, bw))
+        floor = history_bytes(N, T) / bw
+        print(f"round {i + 1}: dmft.solve {d['time']:.3f} s (sample side {d['sample_side']:.3f} s), "
+              f"numpy {n['time']:.3f} s, read bandwidth {bw / 1e9:.1f} GB/s: speed-up "
+              f"{n['time'] / d['time']:.2f}x, sample side {d['sample_side'] / floor:.2f}x the "
+              f"floor", flush=True)
+    t_dmft = min(d["time"] for d, _, _ in rows)
+    t_sample = min(d["sample_side"] for d, _, _ in rows)
+    t_numpy = min(n["time"] for _, n, _ in rows)
+    bw = max(b for _, _, b in rows)
+    traffic = history_bytes(N, T)
+    floor = traffic / bw
+    speedup, ratio = t_numpy / t_dmft, t_sample / floor
+    lines = [
+        f"## {datetime.datetime.now().isoformat(timespec='minutes')}",
+        "",
+        f"Machine: {machine()}; load average {load0:.1f} before; after: {conditions()}.  "
+        f"{N:.0e} paths x {T} steps, best of {args.rounds} "
+        f"interleaved rounds (each the best of 5 solves in its own process).",
+        "",
+        f"- dmft.solve {t_dmft:.3f} s against plain numpy {t_numpy:.3f} s: **{speedup:.2f}x** "
+        f"(target at least {TARGET_SPEEDUP:.0f}x: {'met' if speedup >= TARGET_SPEEDUP else 'not met'});",
+        f"- sample side {t_sample:.3f} s against one read of every history per step, "
+        f"{traffic / 2 ** 30:.2f} GiB at {bw / 1e9:.1f} GB/s = {floor:.3f} s: **{ratio:.2f}x** "
+        f"(target at most {TARGET_FLOOR}x: {'met' if ratio <= TARGET_FLOOR else 'not met'}).",
+        "",
+    ]
+    append_record("sample_side.md", lines)
+    print(json.dumps({"speedup": speedup, "floor_ratio": ratio}))
+
+
+if __name__ == "__main__":
+    main()

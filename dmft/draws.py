@@ -1,0 +1,97 @@
+"""The random inputs of the sample side's paths.
+
+Every replica group b draws from its own generator, in a fixed order: z* (``standard_normal
+((n_b, k))``), the label noise (``standard_normal(n_b)``), eps0 (``standard_normal((p,
+n_b))``), the selection patterns (:meth:`dmft.schedules.Plan.mask`), then the innovations nu(t)
+step by step, chunk by chunk and neuron by neuron (so the first steps' numbers do not depend on
+the horizon).  Small Numba kernels draw them from one group's generator at a time (Numba's
+port of NumPy's ziggurat gives NumPy's very numbers, twice as fast as NumPy's own loop,
+measured; one generator per call keeps them quick to compile), groups in parallel
+(:func:`dmft.threads.over_groups`; the kernels release the GIL), so the numbers depend neither on the number of threads nor on how groups are spread
+over shards.
+"""
+import numpy as np
+from numba import njit
+
+from .threads import over_groups
+
+
+@njit(cache=True, nogil=True)
+def _draw_group_inputs(gen, zT, xi, eps0, lo, hi):
+    """z*, label noise and eps0 of the paths lo .. hi-1 of one group from its generator, in
+    the order of NumPy's ``standard_normal((n_b, k))``, ``standard_normal(n_b)``,
+    ``standard_normal((p, n_b))``."""
+    k, p = zT.shape[0], eps0.shape[0]
+    for i in range(lo, hi):
+        for q in range(k):
+            zT[q, i] = gen.standard_normal()
+    for i in range(lo, hi):
+        xi[i] = gen.standard_normal()
+    for j in range(p):
+        for i in range(lo, hi):
+            eps0[j, i] = gen.standard_normal()
+
+
+def draw_inputs(rngs, bounds, k, p):
+    """Each path's z* (k, N), label-noise normal (N,) and eps0 (p, N), N = ``bounds[-1]``,
+    group b = paths ``bounds[b]`` .. ``bounds[b+1]-1`` drawn from ``rngs[b]``.
+
+    Parameters
+    ----------
+    rngs : sequence of numpy.random.Generator
+        One generator per group.
+    bounds : ndarray (G+1,)
+        Group boundaries.
+    k, p : int
+        Target directions and student width.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``zT`` (k, N), ``xi`` (N,), ``eps0`` (p, N), stored by coordinate.
+    """
+    n = int(bounds[-1])
+    zT, xi, eps0 = np.empty((k, n)), np.empty(n), np.empty((p, n))
+
+    def work(g0, g1):
+        for b in range(g0, g1):
+            _draw_group_inputs(rngs[b], zT, xi, eps0, int(bounds[b]), int(bounds[b + 1]))
+    over_groups(work, len(rngs))
+    return zT, xi, eps0
+
+
+@njit(cache=True, nogil=True)
+def _draw_group_nu(gen, nu, chunks, c0, c1):
+    """nu(t) of the chunks c0 .. c1-1 of one group from its generator: step by step, then
+    chunk by chunk and neuron by neuron, drawn in float64 and rounded to float32."""
+    T, p = nu.shape[1], nu.shape[2]
+    for t in range(T):
+        for c in range(c0, c1):
+            nw = chunks[c, 1]
+            for j in range(p):
+                for ii in range(nw):
+                    nu[c, t, j, ii] = gen.standard_normal()
+
+
+def draw_nu(rngs, nu, chunks, group_chunks):
+    """Fill the innovations nu(t) of every path and step (``nu`` (n_chunks, T, p, CHUNK),
+    float32, blocked by chunk as in :mod:`dmft.kernels`): drawn in float64 and rounded (a
+    relative change below 6e-8).
+
+    Parameters
+    ----------
+    rngs : sequence of numpy.random.Generator
+        One generator per group, after the draws of :func:`draw_inputs` and the masks.
+    nu : ndarray (n_chunks, T, p, CHUNK)
+        Filled in place (lanes beyond a chunk's width are left untouched).
+    chunks, group_chunks : ndarray
+        The chunk layout (:func:`dmft.shard.chunk_layout`).
+
+    Returns
+    -------
+    None
+    """
+    def work(g0, g1):
+        for b in range(g0, g1):
+            _draw_group_nu(rngs[b], nu, chunks, int(group_chunks[b]), int(group_chunks[b + 1]))
+    over_groups(work, len(rngs))

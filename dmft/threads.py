@@ -1,0 +1,59 @@
+"""Group-parallel execution of the sample side on Python threads.
+
+The Numba kernels of :mod:`dmft.kernels` release the GIL (``nogil``) and take a range of
+replica groups [g0, g1); :func:`over_groups` runs one contiguous range per thread, as many
+threads as Numba is allowed (``numba.get_num_threads()``, so ``NUMBA_NUM_THREADS`` and
+``numba.set_num_threads`` keep their meaning).  Groups never share an output, so the results
+do not depend on the number of threads.  (Decision recorded here: a ``prange`` over groups
+made Numba compile each kernel three times over - alone, in the parallel loop's body and in
+the function that launches it - which cost most of the first run's compile time; a thread pool
+costs some ten microseconds per step.)
+"""
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+
+_POOL = []
+_LOCK = threading.Lock()
+
+
+def _pool():
+    with _LOCK:
+        if not _POOL:
+            _POOL.append(ThreadPoolExecutor(max_workers=max(1, numba.config.NUMBA_NUM_THREADS - 1),
+                                            thread_name_prefix="dmft-sample"))
+        return _POOL[0]
+
+
+def over_groups(fn, G, *args):
+    """Call ``fn(g0, g1, *args)`` on contiguous ranges [g0, g1) that cover groups 0 .. G-1,
+    one range per thread (the calling thread takes the first).
+
+    Parameters
+    ----------
+    fn : callable
+        Works on the groups [g0, g1) only (no output shared between groups); a Numba kernel
+        compiled with ``nogil=True`` or a function whose heavy work releases the GIL.
+    G : int
+        Number of groups.
+    *args
+        Passed on to every call.
+
+    Returns
+    -------
+    None
+    """
+    n = max(1, min(numba.get_num_threads(), G))
+    if n == 1:
+        fn(0, G, *args)
+        return
+    edges = np.linspace(0, G, n + 1).round().astype(np.int64)
+    futures = [_pool().submit(fn, int(edges[i]), int(edges[i + 1]), *args)
+               for i in range(1, n)]
+    try:
+        fn(0, int(edges[1]), *args)
+    finally:
+        for f in futures:
+            f.result()
