@@ -14,10 +14,12 @@ accuracy); floor < statistic <= SAFETY * accuracy is counted as zero and reporte
 * Hermite coefficients c_alpha = E[f He_alpha(z)] / sqrt(alpha!), |alpha| <= order, statistic
   |c_alpha| / std(f), floor COEF_FLOOR.  Information exponent: lowest |alpha| >= 1 with a
   non-zero coefficient; None for a constant target (and None with a note if it exceeds order).
-* Leap exponent (Abbe, Boix-Adsera, Misiakiewicz 2023) in the coordinates z1..zk: starting from
-  S = {}, repeatedly add the support of a non-zero Hermite monomial that adds the fewest new
-  coordinates; the leap is the largest such increment (greedy is optimal).  Supports only:
-  He3(z1) has leap 1 and information exponent 3.  None for a constant target.
+* Leap exponent (Abbe, Boix-Adsera, Misiakiewicz 2023, Gaussian inputs) in the coordinates
+  z1..zk: order the non-zero Hermite multi-indices alpha; adding one when the coordinates S are
+  learned costs its degree on the new coordinates, sum_{r not in S} alpha_r; the leap is the
+  minimum over orders of the largest cost (exact, :func:`leap_exponent`).  A single-index
+  target's leap is its information exponent (He3(z1): 3); z1 + z2**2: 2; z1 + z1*z2: 1 (a
+  staircase); z1*z2*z3: 3.  None for a constant target.  ``leap_order`` is one optimal order.
 * One-pass subspace: span of E[y z*] (the degree-1 coefficients), dimension 0 or 1.
 * Batch-reuse staircase: stage 1 = directions v with E[v.z* | y] != 0: the right singular
   vectors of the stacked rows b_G = E[G~(y) z*] / sqrt(n_G) over standardised test functions
@@ -44,7 +46,7 @@ from .gauss import (GaussHermiteGrid, complement, hermite_coefficients, hermite_
                     orthonormal_basis)
 from .targets import Target, hermite
 
-__all__ = ["learnability", "LearnabilityResult"]
+__all__ = ["learnability", "LearnabilityResult", "leap_exponent"]
 
 GRIDS = {1: (200, 150), 2: (120, 90), 3: (40, 30), 4: (20, 16), 5: (12, 10)}  # fine, coarse
 DEFAULT_ORDER = {1: 20, 2: 12, 3: 8, 4: 6, 5: 5}
@@ -56,14 +58,56 @@ WIDTH = 0.5          # width of the tanh steps and bumps, in units of std(y)
 LEVELS = (0.1, 0.25, 0.5, 0.75, 0.9)
 
 
-def _leap(supports):
-    learned, leap, todo = set(), 0, [set(s) for s in supports]
-    while todo:
-        best = min(todo, key=lambda s: len(s - learned))
-        leap = max(leap, len(best - learned))
-        learned |= best
-        todo = [s for s in todo if not s <= learned]
-    return leap
+def leap_exponent(alphas):
+    """Leap exponent of a set of non-zero Hermite multi-indices (Abbe, Boix-Adsera,
+    Misiakiewicz 2023, Gaussian inputs), computed exactly.
+
+    Adding a multi-index alpha when the coordinates S are learned costs its degree on the new
+    coordinates, sum_{r not in S} alpha_r, and learns its support; the leap is the minimum over
+    orders of the multi-indices of the largest cost.  A multi-index inside S costs 0, so it is
+    a bottleneck-path problem on the subsets S of coordinates (which only grow): best(S') =
+    min over (S, alpha) with S | supp(alpha) = S' of max(best(S), cost(alpha, S)), solved by
+    dynamic programming over the 2^k subsets in order of size.  (Taking the cheapest
+    multi-index at every step is optimal too: from any S, the first multi-index of an optimal
+    order not inside S costs at most its cost in that order, since costs only decrease as S
+    grows; the dynamic programme does not rely on it.)  E.g. He3(z1): 3; z1 + z2**2:
+    2 (z1 first, then z2 at degree 2); z1 + z1*z2: 1 (a staircase); z1*z2*z3: 3.
+
+    Parameters
+    ----------
+    alphas : iterable of tuples of int
+        Multi-indices (alpha_1..alpha_k) with a non-zero coefficient, |alpha| >= 1.
+
+    Returns
+    -------
+    (int or None, list of (tuple, int))
+        The leap (None for an empty set) and one optimal order: the multi-indices that add
+        coordinates, each with its cost.
+    """
+    alphas = [tuple(int(x) for x in a) for a in alphas if sum(a) > 0]
+    if not alphas:
+        return None, []
+    k = len(alphas[0])
+    supp = [sum(1 << r for r in range(k) if a[r]) for a in alphas]
+    best = {0: (0, None, None)}                       # S -> (leap so far, previous S, alpha)
+    for S in sorted(range(1 << k), key=lambda m: bin(m).count("1")):
+        if S not in best:
+            continue
+        for a, m in zip(alphas, supp):
+            if m & ~S:
+                cost = sum(a[r] for r in range(k) if not S >> r & 1)
+                new, val = S | m, max(best[S][0], cost)
+                if new not in best or val < best[new][0]:
+                    best[new] = (val, S, a)
+    full = 0
+    for m in supp:
+        full |= m
+    order, S = [], full
+    while S:
+        val, prev, a = best[S]
+        order.append((a, sum(a[r] for r in range(k) if not prev >> r & 1)))
+        S = prev
+    return best[full][0], order[::-1]
 
 
 def _margin(stat, thr, name, floor):
@@ -148,6 +192,9 @@ class LearnabilityResult:
         Number of directions and highest Hermite order examined.
     information_exponent, leap_exponent : int or None
         None for a constant target.
+    leap_order : list of (multi-index, cost)
+        One optimal order of the multi-indices that add coordinates, each with its degree on
+        the new coordinates (the leap is the largest).
     hermite : dict
         Multi-index tuple -> non-negligible c_alpha (|alpha| <= order).
     one_pass_basis : ndarray (dim, k)
@@ -178,6 +225,7 @@ class LearnabilityResult:
     order: int
     information_exponent: object
     leap_exponent: object
+    leap_order: list
     hermite: dict
     one_pass_basis: np.ndarray
     one_pass_subspace_dim: int
@@ -199,6 +247,7 @@ class LearnabilityResult:
         """JSON-serialisable dict (arrays as nested lists, non-finite numbers as None)."""
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "hermite"}
         d["hermite"] = [{"alpha": list(a), "coefficient": c} for a, c in self.hermite.items()]
+        d["leap_order"] = [{"alpha": list(a), "cost": c} for a, c in self.leap_order]
         return _jsonable(d)
 
     def summary(self):
@@ -208,7 +257,10 @@ class LearnabilityResult:
         top = sorted(self.hermite.items(), key=lambda x: -abs(x[1]))[:6]
         lines = [f"learnability of {self.target!r} (k = {self.k}, Hermite order {self.order})",
                  f"information exponent   {self.information_exponent}",
-                 f"leap exponent          {self.leap_exponent}",
+                 f"leap exponent          {self.leap_exponent}"
+                 + ("" if not self.leap_order else "  (order: " + ", ".join(
+                     f"{_monomial(a)} +{c}" for a, c in self.leap_order)
+                    + "; cost = degree on the new coordinates)"),
                  f"one-pass subspace      dim {self.one_pass_subspace_dim} "
                  f"{fmt(self.one_pass_basis)}",
                  f"batch-reuse staircase  dims {self.reuse_subspace_dims} "
@@ -237,6 +289,12 @@ class LearnabilityResult:
         return (f"<LearnabilityResult {self.target!r} IE={self.information_exponent} "
                 f"leap={self.leap_exponent} one-pass={self.one_pass_subspace_dim} "
                 f"reuse={self.reuse_subspace_dims} hard={self.hard_subspace_dim}>")
+
+
+def _monomial(alpha):
+    """He_alpha(z) written out, e.g. (1, 2) -> z1*He2(z2)."""
+    return "*".join(f"z{r + 1}" if a == 1 else f"He{a}(z{r + 1})"
+                    for r, a in enumerate(alpha) if a)
 
 
 def _num(x):
@@ -312,7 +370,13 @@ def learnability(target, k=None, order=None, check_dmft=False, **dmft_options):
     if abs(mean) > max(COEF_FLOOR * scale, SAFETY * dC[(0,) * k] * scale):
         coefs = {(0,) * k: mean, **coefs}
     ie = min((sum(a) for a in live), default=None)
-    leap = _leap([{r for r, ar in enumerate(a) if ar} for a in live]) if live else None
+    leap, leap_order = leap_exponent(live)
+    used = {r - 1 for r in tgt.indices}
+    seen = {r for a in live for r, ar in enumerate(a) if ar}
+    if live and used - seen:
+        notes.append("no non-zero Hermite coefficient of order <= " + str(order) + " involves "
+                     + ", ".join(f"z{r + 1}" for r in sorted(used - seen)) + ": the leap "
+                     "exponent counts the other coordinates only (it may be larger)")
     if constant:
         notes.append("constant target: nothing to learn (exponents None, every direction hard)")
     elif ie is None:
@@ -366,6 +430,7 @@ def learnability(target, k=None, order=None, check_dmft=False, **dmft_options):
     hard = complement(U, k)
     res = LearnabilityResult(
         target=tgt.expr, k=k, order=order, information_exponent=ie, leap_exponent=leap,
+        leap_order=leap_order,
         hermite=coefs, one_pass_basis=one_pass, one_pass_subspace_dim=one_pass.shape[0],
         reuse_stages=stages, reuse_subspace_dims=list(itertools.accumulate(
             s.shape[0] for s in stages)), reuse_basis=U, hard_basis=hard,

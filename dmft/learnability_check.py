@@ -8,6 +8,24 @@ quadratic) along E[y^2 z*] (the z2 direction of z1 + z1*z2).  An odd student nev
 direction v whose E[v.z* | y] is even in y when the target law has the symmetry y -> -y fixing
 v (e.g. z2 in z1 + z1*z2): the dynamics is equivariant under (W, y) -> (-W, -y).  Error bars
 come from the solver's independent replicas.
+
+Labels of the subspaces compared (``LEGEND``, printed with the check):
+
+==============  ==============================================================================
+``one_pass``    span E[y z*]: what one-pass GD learns from M0 = 0 (first Hermite coefficients)
+``reuse_step2`` the directions the second step of batch reuse moves along for this student,
+                E[y^3 z*] (non-linear odd part of sigma) and/or E[y^2 z*] (even part), minus
+                ``one_pass``
+``reuse_rest``  the rest of the first batch-reuse stage (E[v.z* | y] != 0) beyond ``one_pass``
+                and ``reuse_step2``: learnable by reuse, not necessarily within the T steps run
+``reuse_2+``    later stages of the batch-reuse staircase (E[v.z* | y, U.z*] != 0 once U is
+                learned)
+``hard``        the complement: E[v.z* | y, U.z*] = 0 at every stage, zero overlap at finite t
+==============  ==============================================================================
+
+Predictions: ``learned`` (more than LEARNED_Z error bars at some step >= 2), ``zero`` (within
+the family-wise zero threshold at every step) and ``free`` (reported, not tested: the theory
+allows movement but does not say when).
 """
 import itertools
 import math
@@ -19,7 +37,7 @@ from .errors import ProblemError
 from .options import SOLVER
 from .gauss import GaussHermiteGrid, orthonormal_basis, subtract_span
 
-__all__ = ["dmft_check", "check_summary", "DMFT_DEFAULTS"]
+__all__ = ["dmft_check", "check_summary", "DMFT_DEFAULTS", "LEGEND"]
 
 LEARNED_Z = 3.0      # learned: > 3 error bars at some step >= 2
 ZERO_Z = 4.0         # zero: <= max(4, Bonferroni t-quantile at family-wise level FAMILY) at all
@@ -29,6 +47,19 @@ DMFT_DEFAULTS = {"activations": ("tanh", "relu"), "schedules": ("multi-pass", "o
 _PROBLEM_KEYS = ("p", "a", "alpha", "eta", "ridge", "noise", "steps")
 _SOLVER_KEYS = SOLVER.names(toml=True)
 _CHECK_KEYS = _PROBLEM_KEYS + _SOLVER_KEYS + ("activation", "activations", "schedules")
+#: one line per subspace label and per prediction (see the module docstring)
+LEGEND = {
+    "one_pass": "span E[y z*], learned by one-pass GD from M0 = 0",
+    "reuse_step2": "moved along at the second step of batch reuse: E[y^3 z*] (odd non-linear "
+                   "part of sigma) and/or E[y^2 z*] (even part), beyond one_pass",
+    "reuse_rest": "the rest of reuse stage 1 (E[v.z* | y] != 0): learnable by reuse, maybe "
+                  "after more than T steps",
+    "reuse_2+": "later reuse stages (E[v.z* | y, U.z*] != 0 once U is learned)",
+    "hard": "the complement: zero overlap at any finite t",
+    "learned": f"prediction: overlap above {LEARNED_Z:g} error bars at some step >= 2",
+    "zero": "prediction: overlap within the family-wise zero threshold at every step",
+    "free": "prediction: allowed to move, not tested (the theory does not say when)",
+}
 
 
 def _activation_parity(name):
@@ -143,6 +174,7 @@ def check_summary(check):
     """Lines of text for :meth:`LearnabilityResult.summary`."""
     lines = [f"DMFT check: {'agrees' if check['agrees'] else 'DISAGREES'} (per run and "
              f"subspace: prediction, then overlap(error bars) at steps 1..T)"]
+    lines += [f"  {name + ':':12s} {text}" for name, text in LEGEND.items()]
     for run, r in check["runs"].items():
         for name, s in r["subspaces"].items():
             lines.append(f"  {run:16s} {name:10s} dim {s['dim']} {s['predicted']:7s} "

@@ -1,12 +1,15 @@
 """Tests of dmft.learnability (THEORY.md section 4) and of its DMFT cross-check.
 
 Conventions used in the derivations below: c_alpha = E[f He_alpha(z)] / sqrt(alpha!); the
-information exponent (IE) is the lowest |alpha| >= 1 with c_alpha != 0; the leap is computed on
-the supports of the non-zero monomials (He3(z1) has support {1}: leap 1, IE 3); "one-pass" is
+information exponent (IE) is the lowest |alpha| >= 1 with c_alpha != 0; the leap (Abbe,
+Boix-Adsera, Misiakiewicz 2023, Gaussian inputs) is the minimum over orders of the non-zero
+multi-indices of the largest degree on not-yet-learned coordinates (He3(z1): leap 3 = IE);
+"one-pass" is
 span E[y z*]; "reuse" is the staircase of E[v.z* | y] != 0, then E[v.z* | y, U.z*] != 0;
 reuse_dims lists the cumulative dimension after each stage (the last stage adds nothing unless
 everything is learned).
 """
+import itertools
 import json
 
 import numpy as np
@@ -14,7 +17,7 @@ import pytest
 
 from dmft.errors import ProblemError
 from dmft.cli import main as cli_main
-from dmft.learnability import LearnabilityResult, _leap, learnability
+from dmft.learnability import LearnabilityResult, leap_exponent, learnability
 
 
 def main(argv):
@@ -28,48 +31,49 @@ STAIR = "z1*(relu(1 - z2**2) + relu(z2 - 1) - relu(-z2 - 1))"
 CASES = [
     # He1 = z: c_1 = 1 -> IE 1, leap 1; E[y z] = 1 -> one-pass 1; E[z | y] = y -> reuse [1].
     ("He1(z1)", 1, 1, 1, [1], 0),
-    # He2 = z^2 - 1: only c_2 = sqrt(2) -> IE 2, support {1} -> leap 1; E[y z] = 0; y is
-    # invariant under z -> -z, so E[z | y] = 0: nothing is learned even with reuse, hard 1.
-    ("He2(z1)", 2, 1, 0, [0], 1),
-    # He3: IE 3, leap 1; E[y z] = 0; z -> -z maps y -> -y so E[z | y] is odd in y and
-    # E[y^3 z] != 0: learned by reuse.
-    ("He3(z1)", 3, 1, 0, [1], 0),
-    # He4: IE 4, leap 1; even under z -> -z like He2: hard.
-    ("He4(z1)", 4, 1, 0, [0], 1),
-    # z1 + z1*z2: c_10 = c_11 = 1 -> IE 1; supports {1} then {1,2} add one coordinate each ->
-    # leap 1 (a staircase).  E[y z] = (1, 0): one-pass learns z1.  Reuse at stage 1 already
+    # He2 = z^2 - 1: only c_2 = sqrt(2) -> IE 2, leap 2 (degree 2 on the new z1); E[y z] = 0;
+    # y is invariant under z -> -z, so E[z | y] = 0: nothing is learned even with reuse, hard 1.
+    ("He2(z1)", 2, 2, 0, [0], 1),
+    # He3: IE 3, leap 3 (single index: leap = IE); E[y z] = 0; z -> -z maps y -> -y so
+    # E[z | y] is odd in y and E[y^3 z] != 0: learned by reuse.
+    ("He3(z1)", 3, 3, 0, [1], 0),
+    # He4: IE 4, leap 4; even under z -> -z like He2: hard.
+    ("He4(z1)", 4, 4, 0, [0], 1),
+    # z1 + z1*z2: c_10 = c_11 = 1 -> IE 1; (1,0) costs 1, then (1,1) has degree 1 on the new
+    # z2 -> leap 1 (a staircase).  E[y z] = (1, 0): one-pass learns z1.  Reuse at stage 1 already
     # sees z2: E[y^2 z2] = E[z1^2 (1 + z2)^2 z2] = E[(1 + z2)^2 z2] = 2 != 0 -> reuse [2].
     ("z1 + z1*z2", 1, 1, 1, [2], 0),
-    # z1*z2*z3: c_111 = 1 only -> IE 3, leap 3 (one support of size 3); flipping the signs
+    # z1*z2*z3: c_111 = 1 only -> IE 3, leap 3 (degree 3 on new coordinates); flipping the signs
     # of two coordinates keeps y, so E[z_r | y] = 0 for all r: hard 3.
     ("z1*z2*z3", 3, 3, 0, [0], 3),
     # sign(z1 z2 z3) = sign(z1) sign(z2) sign(z3): coefficients factorise, sign has only odd
     # Hermite coefficients, so the lowest is c_111 = (E|z|)^3 = (2/pi)^(3/2) -> IE 3, every
-    # support is {1,2,3} -> leap 3; same two-sign symmetry as z1 z2 z3 -> hard 3.
+    # multi-index involves z1, z2, z3 with degree >= 3 -> leap 3; same two-sign symmetry as z1 z2 z3 -> hard 3.
     ("sign(z1*z2*z3)", 3, 3, 0, [0], 3),
     # tanh(z1 + He3(z2)): E[y z1] = E[tanh'] > 0 and E[y z2] = E[tanh' (3 z2^2 - 3)] != 0
-    # (about -0.30) -> IE 1, supports {1}, {2} -> leap 1; E[y z] is one vector mixing both
+    # (about -0.30) -> IE 1, (1,0) then (0,1), cost 1 each -> leap 1; E[y z] is one vector mixing both
     # coordinates -> one-pass dim 1; E[z | y] spans both directions -> reuse [2].
     ("tanh(z1 + He3(z2))", 1, 1, 1, [2], 0),
-    # z1*z2: c_11 = 1 -> IE 2, support {1,2} added to the empty set -> leap 2; invariant under
+    # z1*z2: c_11 = 1 -> IE 2, degree 2 on the two new coordinates -> leap 2; invariant under
     # (z1, z2) -> (-z1, -z2) -> hard 2.
     ("z1*z2", 2, 2, 0, [0], 2),
     # One learnable and one symmetric direction, z1 + z2^2: c_10 = 1, c_02 = sqrt(2) -> IE 1,
-    # supports {1}, {2} -> leap 1; E[y z] = (1, 0) -> one-pass z1; stage 1 learns z1 only
+    # (1,0) costs 1, then (0,2) costs 2 (degree 2 on the new z2) -> leap 2; E[y z] = (1, 0) -> one-pass z1; stage 1 learns z1 only
     # (z2 -> -z2 keeps y); stage 2: given z1, y - z1 = z2^2 is still even in z2, so
     # E[z2 | y, z1] = 0: nothing new -> reuse [1, 1], hard 1 (z2).
-    ("z1 + z2**2", 1, 1, 1, [1, 1], 1),
-    # He3(z1) + z2^2: c_02 = sqrt(2), c_30 = sqrt(6), no degree 1 -> IE 2, leap 1, one-pass 0;
+    ("z1 + z2**2", 1, 2, 1, [1, 1], 1),
+    # He3(z1) + z2^2: c_02 = sqrt(2), c_30 = sqrt(6), no degree 1 -> IE 2; whichever comes
+    # first, He3(z1) costs 3 -> leap 3; one-pass 0;
     # reuse learns z1 (E[z1 | y] != 0), z2 stays symmetric (also given z1) -> [1, 1], hard 1.
-    ("He3(z1) + z2**2", 2, 1, 0, [1, 1], 1),
+    ("He3(z1) + z2**2", 2, 3, 0, [1, 1], 1),
     # A conditional staircase, y = z1 c(z2) with c = e + o, e = relu(1 - z2^2) even, o odd and
     # e*o = 0, so c^2 is even: given z2, y ~ N(0, c(z2)^2) is even in z2, hence E[z2 | y] = 0
     # while E[y z1] = E[c] = E[relu(1 - z^2)] > 0 (stage 1 and one-pass: z1).  Given z1,
     # c(z2) = y / z1 is known and c is not even (c(2) = 1, c(-2) = -1): E[z2 | y, z1] != 0 ->
     # stage 2 learns z2: reuse [1, 2].  c_10 = E[c] != 0 -> IE 1; c_11 = E[c(z) z] != 0 ->
-    # supports {1}, {1,2} -> leap 1.
+    # (1,0), then (1,1) of degree 1 on the new z2 -> leap 1.
     (STAIR, 1, 1, 1, [1, 2], 0),
-    # k = 4: z1 + z2 z3 z4: supports {1}, {2,3,4} -> IE 1, leap 3; one-pass z1; flipping two
+    # k = 4: z1 + z2 z3 z4: (1,0,0,0) costs 1, (0,1,1,1) costs 3 -> IE 1, leap 3; one-pass z1; flipping two
     # of z2, z3, z4 keeps y and z1 -> reuse [1, 1], hard 3.
     ("z1 + z2*z3*z4", 1, 3, 1, [1, 1], 3),
 ]
@@ -163,17 +167,56 @@ def test_exact_margins(results):
     assert r.margins["hermite"]["smallest_accepted"] == pytest.approx(1.0)
 
 
+def _leap_brute_force(alphas):
+    """min over all orders of the multi-indices of the largest degree on new coordinates"""
+    best = None
+    for perm in itertools.permutations(alphas):
+        learned, worst = set(), 0
+        for a in perm:
+            worst = max(worst, sum(x for r, x in enumerate(a) if r not in learned))
+            learned |= {r for r, x in enumerate(a) if x}
+        best = worst if best is None else min(best, worst)
+    return best
+
+
+def test_leap_exponent_is_the_minimum_over_orders():
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        k = int(rng.integers(1, 4))
+        alphas = {tuple(int(x) for x in rng.integers(0, 4, size=k))
+                  for _ in range(int(rng.integers(1, 6)))} - {(0,) * k}
+        if not alphas:
+            continue
+        leap, order = leap_exponent(alphas)
+        assert leap == _leap_brute_force(list(alphas)), alphas
+        assert max(c for _, c in order) == leap and all(a in alphas for a, _ in order)
+
+
+@pytest.mark.parametrize("expr, leap", [
+    ("He1(z1)", 1), ("He2(z1)", 2), ("He3(z1)", 3), ("He4(z1)", 4), ("He5(z1)", 5),
+    ("z1 + z1*z2", 1), ("z1 + z2**2", 2), ("z1*z2*z3", 3),
+])
+def test_published_leap_exponents(expr, leap):
+    """Abbe, Boix-Adsera, Misiakiewicz (2023) for Gaussian inputs: He_k has leap k, the
+    staircase z1 + z1*z2 leap 1, z1 + z2**2 leap 2, z1*z2*z3 leap 3."""
+    r = learnability(expr)
+    assert r.leap_exponent == leap
+    assert f"leap exponent          {leap}  (order: " in r.summary()
+    d = r.to_dict()
+    assert d["leap_exponent"] == leap and max(x["cost"] for x in d["leap_order"]) == leap
+
+
 def test_leap_and_constant():
-    assert _leap([{0}, {0, 1}]) == 1
-    assert _leap([{0, 1, 2}]) == 3
-    assert _leap([{0}, {1, 2}]) == 2
-    assert _leap([{0, 1}, {1, 2}, {0, 1, 2, 3}]) == 2
+    assert leap_exponent([(1, 0), (1, 1)])[0] == 1
+    assert leap_exponent([(1, 1, 1)]) == (3, [((1, 1, 1), 3)])
+    assert leap_exponent([(1, 0, 0), (0, 1, 1)])[0] == 2
+    assert leap_exponent([])[0] is None
     r = learnability("3.0")          # constant: nothing to learn, every direction hard
     assert r.information_exponent is None and r.leap_exponent is None
     assert (r.one_pass_subspace_dim, r.reuse_subspace_dims, r.hard_subspace_dim) == (0, [0], 1)
     assert r.notes and "constant" in r.notes[0]
     r = learnability("He20(z1)")     # highest Hermite degree of the grammar, default order 20
-    assert (r.information_exponent, r.leap_exponent) == (20, 1)
+    assert (r.information_exponent, r.leap_exponent) == (20, 20)
     r = learnability("z1", k=3)      # extra directions are hard
     assert (r.one_pass_subspace_dim, r.reuse_subspace_dims, r.hard_subspace_dim) == (1, [1, 1], 2)
 
@@ -273,3 +316,14 @@ def test_dmft_check_detects_wrong_predictions():
     c = dmft_check(learnability("He2(z1)"), Target("He3(z1)"),
                    dict(FAST, activations="tanh", schedules="multi-pass"))
     assert not c["agrees"] and any("hard predicted zero" in d for d in c["disagreements"])
+
+
+def test_check_summary_explains_labels():
+    """The text output of --check-dmft carries one legend line per subspace label and per
+    prediction (no DMFT run needed: an empty check)."""
+    from dmft.learnability_check import LEGEND, check_summary
+    lines = check_summary({"agrees": True, "runs": {}, "disagreements": []})
+    for name in ("one_pass", "reuse_step2", "reuse_rest", "reuse_2+", "hard", "learned",
+                 "zero", "free"):
+        assert sum(line.strip().startswith(name + ":") for line in lines) == 1, name
+        assert LEGEND[name]
