@@ -1,8 +1,11 @@
-"""Exact large-d learning curves of gradient descent on linear ridge regression.
+"""Exact large-d answers without sampling: oracles for the DMFT solver.
 
-This module is an *oracle* for testing the DMFT solver: for a linear student and
-a linear teacher, full-batch gradient descent is a linear recursion whose
-large-d limit is an integral against the Marchenko-Pastur (MP) law.
+* :func:`two_steps` (from :mod:`dmft.twostep`): M, Q, train loss and test error at t = 0, 1, 2
+  for any activation, target and schedule of a small problem (2p + k <= 6), by quadrature.
+* :func:`linear_gd_exact`: whole learning curves of GD on linear ridge regression (below).
+
+For a linear student and a linear teacher, full-batch gradient descent is a linear recursion
+whose large-d limit is an integral against the Marchenko-Pastur (MP) law.
 
 Setting: ``x_mu ~ N(0, I_d)`` for ``mu = 1..n``, ``n = alpha d``; teacher ``w*``
 with ``|w*|^2 = d``; labels ``y = w*.x/sqrt(d) + sqrt(Delta) eps``; student
@@ -57,7 +60,9 @@ from dmft.errors import ProblemError
 from dmft.checks import integer
 from dmft.checks import real as _real
 
-__all__ = ["marchenko_pastur_quadrature", "linear_gd_exact"]
+from dmft.twostep import TwoSteps, two_steps
+
+__all__ = ["marchenko_pastur_quadrature", "linear_gd_exact", "two_steps", "TwoSteps"]
 
 
 def marchenko_pastur_quadrature(alpha, n_nodes=400):

@@ -33,8 +33,12 @@ jumps at 0) would make plain Gauss-Hermite converge like 1/order (a jump on an o
 kink, at a point that depends on the outer nodes: (-inf, min(b, 0)], [min(b, 0), max(b, 0)],
 [max(b, 0), inf), Gauss-Legendre on the middle piece and a shifted half-range Gauss rule (for
 exp(-x^2/2) on [0, inf), computed once by the discretised Stieltjes procedure) on the tails; the
-integrand is smooth on each piece.  Every quantity is computed at two orders; its stated
-``accuracy`` is the difference (an error estimate of the coarser one).  Memory is bounded: the
+integrand is smooth on each piece.  Every quantity is computed at two orders (the check
+orders are about 3/4 of the others); its stated ``accuracy`` at time t is the largest change
+of its entries (an error estimate of the coarser rule; one entry alone can agree by chance),
+at least ROUNDOFF relative.  Smooth integrands converge fast but not always to round-off at
+affordable orders: reuse puts the label into the pre-activations (e.g. tanh(lr He3(z*))), steep
+in z*.  Memory is bounded: the
 outer nodes are processed in chunks of at most ``CHUNK`` points of the full nested grid.
 Deterministic: fixed rules, fixed summation order, no BLAS reductions.
 
@@ -63,6 +67,7 @@ MAX_DIM = 6              #: largest accepted 2p + k
 CHUNK = 1 << 17          #: points of the nested grid evaluated at once
 BUDGET = 3e6             #: points per integral when ``order`` is None
 KINKS = {"relu": 0.0}    #: activations whose derivative jumps, and where
+ROUNDOFF = 1e-13         #: relative round-off floor of the stated accuracy
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,8 @@ class TwoSteps:
     ----------
     problem : Problem
     M : (3, p, k);  Q : (3, p, p);  train_loss, test_error : (3,)
-    accuracy : dict  name -> array of the quantity's shape: |value - value at the check orders|
+    accuracy : dict  name -> array of the quantity's shape: at each t, the largest change of
+        its entries between the orders and the check orders (at least ROUNDOFF relative)
     orders, check_orders : dict  integral -> Gauss nodes per coordinate ("t0": the averages at
         t = 0, "t1": at t = 1, "train2": the reused batch at t = 2, "test": test errors)
     """
@@ -139,7 +145,7 @@ def _rule(c, L, n, kink):
     """Rule for x ~ N(0, I_q) at each of the N rows of c, where the stage's pre-activation is
     h = c + x L^T (L lower triangular): nodes (N, m, q) and weights (N, m).  Tensor
     Gauss-Hermite with n nodes per coordinate, or, when the activation has a kink, coordinate
-    i split where h_i crosses it (3 * max(2, n // 3) nodes per coordinate)."""
+    i split where h_i crosses it (3 * max(1, n // 3) nodes per coordinate)."""
     N, q = c.shape
     if kink is None:
         x, w = _hermite(n)
@@ -155,7 +161,7 @@ def _rule(c, L, n, kink):
             wi = np.broadcast_to(wi, (N * X.shape[1], n))
         else:
             b = (kink - c[:, None, i] - X @ L[i, :i]) / L[i, i]
-            xi, wi = _split_rule(b.ravel(), max(2, n // 3))
+            xi, wi = _split_rule(b.ravel(), max(1, n // 3))
         mi = xi.shape[1]
         X = np.concatenate([np.repeat(X, mi, axis=1), xi.reshape(N, -1, 1)], axis=2)
         W = (W[:, :, None] * wi.reshape(N, -1, mi)).reshape(N, -1)
@@ -208,21 +214,29 @@ class _Model:
         return _dloss(yhat, y)[:, None] * self.a * self.act.df(h), _loss(yhat, y)
 
 
-def _expand(s, name, c, L, n, kink):
-    """Nest the Gaussian stage ``name`` (pre-activation c + x L^T) inside the points s."""
+def _lin(x, A):
+    """x A^T for a stack of short vectors x (N, q): q axpys, faster than matmul here."""
+    out = np.zeros((x.shape[0], A.shape[0]))
+    for j in range(A.shape[1]):
+        out += x[:, j, None] * A[:, j]
+    return out
+
+
+def _nest(arrays, w, c, L, n, kink):
+    """Nest a Gaussian stage (pre-activation c + x L^T) inside the current points: the arrays
+    repeated over its nodes, the weights, its variable x and the pre-activation."""
     X, W = _rule(c, L, n, kink)
     m = W.shape[1]
-    out = {key: np.repeat(v, m, axis=0) for key, v in s.items()}
-    out["w"] = (s["w"][:, None] * W).ravel()
-    out[name] = X.reshape(-1, X.shape[2])
-    return out, np.repeat(c, m, axis=0) + out[name] @ L.T
+    x = X.reshape(-1, X.shape[2])
+    h = np.repeat(c, m, axis=0) + _lin(x, L)
+    return [np.repeat(v, m, axis=0) for v in arrays], (w[:, None] * W).ravel(), x, h
 
 
 def _stage_size(L, n, kink):
     if kink is None:
         return n ** L.shape[0]
     scale = max(float(np.abs(L).max()), 1e-300)
-    return math.prod(n if abs(L[i, i]) <= 1e-12 * scale else 3 * max(2, n // 3)
+    return math.prod(n if abs(L[i, i]) <= 1e-12 * scale else 3 * max(1, n // 3)
                      for i in range(L.shape[0]))
 
 
@@ -242,40 +256,41 @@ def _outer(m, n, noise=True):
     return np.repeat(z, n, axis=0), y.ravel(), (wz[:, None] * w[None, :]).ravel()
 
 
-def _chunks(m, n, depth):
-    """The nested grid in chunks: stage e (t = 0), then u0 (t = 1), then u1 (t = 2)."""
+def _averages(w, left, right):
+    """E[left right^T] (einsum without BLAS: a fixed summation order, deterministic)."""
+    return np.einsum("n,ni,nj->ij", w, left, right)
+
+
+def _pass(m, n, depth):
+    """Sums over the nested grid (stage e: t = 0; u0: t = 1; u1: t = 2 of a reused batch).
+    depth 1: E[g0 [z, e, g0, 1]^T], E[l0];  depth 2: E[g1 [z, e, u0, g1, g0, 1]^T], E[l1];
+    depth 3: E[l2]."""
     z, y, w = _outer(m, n)
     Ls = [m.P0, m.sA * m.B10 if depth >= 2 else None, m.sA * m.B21 if depth >= 3 else None]
     per = max(1, CHUNK // math.prod(_stage_size(L, n, m.kink) for L in Ls[:depth]))
+    total = 0.0
     for i0 in range(0, len(w), per):
-        s = {"z": z[i0:i0 + per], "y": y[i0:i0 + per], "w": w[i0:i0 + per]}
-        s, s["h0"] = _expand(s, "e", s["z"] @ m.M0.T, m.P0, n, m.kink)
-        s["g0"], s["l0"] = m.forward(s["h0"], s["y"])
-        if depth >= 2:
-            c = s["z"] @ m.M1.T + s["e"] @ m.P1.T - (m.lr * s["g0"] if m.reuse1 else 0.0)
-            s, s["h1"] = _expand(s, "u0", c, Ls[1], n, m.kink)
-            s["g1"], s["l1"] = m.forward(s["h1"], s["y"])
-        if depth >= 3:
-            c = (s["z"] @ m.M2.T + s["e"] @ m.P2.T + m.sA * s["u0"] @ m.B20.T
-                 - m.lr * (m.d * s["g0"] + m.sA * s["g0"] @ m.GK.T + s["g1"]))
-            s, s["h2"] = _expand(s, "u1", c, Ls[2], n, m.kink)
-            s["l2"] = m.forward(s["h2"], s["y"])[1]
-        yield s
-
-
-def _avg(s, *names):
-    """Quadrature average E[X Y^T] (or E[X] for one name); einsum, no BLAS: deterministic."""
-    if len(names) == 1:
-        return np.einsum("n,n->", s["w"], s[names[0]])
-    return np.einsum("n,ni,nj->ij", s["w"], s[names[0]], s[names[1]])
-
-
-def _sum_passes(m, n, depth, pairs, scalars):
-    out = None
-    for s in _chunks(m, n, depth):
-        vals = [_avg(s, *p) for p in pairs] + [_avg(s, x) for x in scalars]
-        out = vals if out is None else [a + b for a, b in zip(out, vals)]
-    return out
+        (zc, yc), wc, e, h0 = _nest([z[i0:i0 + per], y[i0:i0 + per]], w[i0:i0 + per],
+                                    _lin(z[i0:i0 + per], m.M0), m.P0, n, m.kink)
+        g0, l0 = m.forward(h0, yc)
+        if depth == 1:
+            one = np.ones((len(wc), 1))
+            total = total + _averages(wc, np.hstack([g0, one]),
+                                      np.hstack([zc, e, g0, l0[:, None]]))
+            continue
+        c = _lin(zc, m.M1) + _lin(e, m.P1) - (m.lr * g0 if m.reuse1 else 0.0)
+        (zc, yc, e, g0), wc, u0, h1 = _nest([zc, yc, e, g0], wc, c, Ls[1], n, m.kink)
+        g1, l1 = m.forward(h1, yc)
+        if depth == 2:
+            one = np.ones((len(wc), 1))
+            total = total + _averages(wc, np.hstack([g1, one]),
+                                      np.hstack([zc, e, u0, g1, g0, l1[:, None]]))
+            continue
+        c = _lin(zc, m.M2) + _lin(e, m.P2) + m.sA * _lin(u0, m.B20) \
+            - m.lr * (m.d * g0 + m.sA * _lin(g0, m.GK) + g1)
+        (yc,), wc, _, h2 = _nest([yc], wc, c, Ls[2], n, m.kink)
+        total += np.einsum("n,n->", wc, m.forward(h2, yc)[1])
+    return total
 
 
 def _test_error(m, M, C, n):
@@ -285,10 +300,9 @@ def _test_error(m, M, C, n):
     z, f, w = _outer(m, n, noise=False)
     per = max(1, CHUNK // _stage_size(L, n, m.kink))
     for i0 in range(0, len(w), per):
-        s = {"z": z[i0:i0 + per], "y": f[i0:i0 + per], "w": w[i0:i0 + per]}
-        s, h = _expand(s, "x", s["z"] @ M.T, L, n, m.kink)
-        s["l"] = m.forward(h, s["y"])[1]
-        total += _avg(s, "l")
+        (fc,), wc, _, h = _nest([f[i0:i0 + per]], w[i0:i0 + per], _lin(z[i0:i0 + per], M), L,
+                                n, m.kink)
+        total += np.einsum("n,n->", wc, m.forward(h, fc)[1])
     return total + 0.5 * m.noise
 
 
@@ -316,17 +330,19 @@ def _advance(m, t, Gz, Ge, Cgg, Cg_prev=None, Gu=None):
 def _solve(problem, orders):
     """All quantities at the given orders (dict integral -> nodes per coordinate)."""
     m = _Model(problem)
-    Gz, Ge, Cgg, train0 = _sum_passes(m, orders["t0"], 1, [("g0", "z"), ("g0", "e"),
-                                                          ("g0", "g0")], ["l0"])
-    _advance(m, 0, Gz, Ge, Cgg)
-    Gz, Ge, Gu, Cgg, Cg10, train1 = _sum_passes(
-        m, orders["t1"], 2, [("g1", "z"), ("g1", "e"), ("g1", "u0"), ("g1", "g1"),
-                             ("g1", "g0")], ["l1"])
+    p, k = problem.p, problem.k
+    S = _pass(m, orders["t0"], 1)                   # rows g0 (p), 1; columns z, e, g0, l0
+    _advance(m, 0, S[:p, :k], S[:p, k:k + p], S[:p, k + p:k + 2 * p])
+    train0 = S[p, -1]
+    S = _pass(m, orders["t1"], 2)                   # rows g1, 1; columns z, e, u0, g1, g0, l1
+    cols = np.cumsum([0, k, p, p, p, p])
+    Gz, Ge, Gu, Cgg, Cg10 = (S[:p, i:j] for i, j in zip(cols[:-1], cols[1:]))
     _advance(m, 1, Gz, Ge, Cgg, Cg10, Gu)
+    train1 = S[p, -1]
     M = np.stack([m.M0, m.M1, m.M2])
     C = np.stack([problem.C0, m.C11, m.C22])
     test = np.array([_test_error(m, M[t], C[t], orders["test"]) for t in range(3)])
-    train2 = _sum_passes(m, orders["train2"], 3, [], ["l2"])[0] if m.reuse2 else test[2]
+    train2 = _pass(m, orders["train2"], 3) if m.reuse2 else test[2]
     return {"M": M, "Q": M @ np.swapaxes(M, 1, 2) + C,
             "train_loss": np.array([train0, train1, train2]), "test_error": test}
 
@@ -353,7 +369,7 @@ def two_steps(problem, order=None):
         reuse-R and minibatch-B with 1/B >= 3 (module docstring); 2p + k <= MAX_DIM (6).
         ``problem.steps`` is ignored.
     order : int or None
-        Gauss nodes per Gaussian coordinate for every integral (>= 9 for a kinked activation
+        Gauss nodes per Gaussian coordinate for every integral (>= 6 for a kinked activation
         such as ReLU, >= 4 otherwise); None chooses, per integral of dimension D, about
         BUDGET^(1/D) nodes (at most 200).  The check orders, from which the accuracy is stated,
         are about 3/4 of these.
@@ -370,7 +386,7 @@ def two_steps(problem, order=None):
                            f"Gaussian coordinates (plus the label noise); at most {MAX_DIM}")
     kinked = get_activation(problem.activation).name in KINKS
     dims = _dims(problem)
-    lowest = 9 if kinked else 4
+    lowest = 6 if kinked else 4
     if order is None:
         orders = {key: max(lowest, min(200, int(BUDGET ** (1.0 / D) + 1e-9)))
                   for key, D in dims.items()}
@@ -384,5 +400,10 @@ def two_steps(problem, order=None):
     check = {key: _check_order(n, kinked) for key, n in orders.items()}
     with np.errstate(over="ignore", invalid="ignore"):
         hi, lo = _solve(problem, orders), _solve(problem, check)
-        acc = {key: np.abs(hi[key] - lo[key]) for key in hi}
+    acc = {}
+    for key in hi:          # per time: the largest change over the entries, round-off floor
+        diff = np.abs(hi[key] - lo[key]).reshape(3, -1).max(axis=1)
+        floor = ROUNDOFF * np.maximum(1.0, np.abs(hi[key]).reshape(3, -1).max(axis=1))
+        acc[key] = np.broadcast_to(np.maximum(diff, floor).reshape((3,) + (1,) * (hi[key].ndim - 1)),
+                                   hi[key].shape).copy()
     return TwoSteps(problem=problem, accuracy=acc, orders=orders, check_orders=check, **hi)
