@@ -7,9 +7,9 @@ integrands get the tensor Gauss-Hermite rule.  With a kink at h_i = kink, plain 
 converges only like 1/n (a jump on an oblique line), so coordinate i is split where h_i crosses
 it, at a point b that depends on c and on the earlier coordinates: the half-line away from b
 by a half-range Gauss rule (weight exp(-x^2/2) on [0, inf), from the discretised Stieltjes
-procedure), the side of b in [0, min(|b|, 2.5)] and [min(|b|, 2.5), min(|b|, 8)] by
-Gauss-Legendre (short pieces: one piece of length |b| would need ~|b|^2 nodes) and the tail by
-the shifted half-range rule.  The integrand is smooth on each piece.  A break beyond |b| = 8
+procedure), the side of b in pieces ending at min(|b|, 2), min(|b|, 4), min(|b|, 8) by
+Gauss-Legendre (short pieces, on which the Gaussian weight varies little: one piece of length
+|b| would need ~|b|^2 nodes) and the tail by the shifted half-range rule.  The integrand is smooth on each piece.  A break beyond |b| = 8
 stays inside the last piece (mass < 1e-15).
 """
 import functools
@@ -19,6 +19,8 @@ import math
 import numpy as np
 import scipy.special
 from scipy.linalg import eigh_tridiagonal
+
+CUTS = (2.0, 4.0, 8.0)   #: piece ends on the side of the break (where |b| exceeds them)
 
 __all__ = ["hermite_rule", "legendre_rule", "half_range_rule", "split_rule", "stage_rule",
            "stage_size", "lower_factor"]
@@ -98,24 +100,25 @@ def split_rule(b, m):
     b : ndarray (N,)
         Break points.
     m : int
-        Nodes per piece (four pieces).
+        Nodes per piece (five pieces).
 
     Returns
     -------
     (ndarray, ndarray)
-        Nodes and weights, shape (N, 4m); the weights of each row sum to one.
+        Nodes and weights, shape (N, 5m); the weights of each row sum to one.
     """
     xh, wh = half_range_rule(m)
     xg, wg = legendre_rule(m)
     sign = np.where(b < 0, -1.0, 1.0)[:, None]
-    c1, c2 = np.minimum(np.abs(b), 2.5)[:, None], np.minimum(np.abs(b), 8.0)[:, None]
-    x1, x2 = 0.5 * c1 * (1.0 + xg), 0.5 * (c1 + c2) + 0.5 * (c2 - c1) * xg
-    x = np.concatenate([-sign * xh, sign * x1, sign * x2, sign * (c2 + xh)], axis=1)
-    w = np.concatenate([np.broadcast_to(wh, c1.shape[:1] + wh.shape),
-                        0.5 * c1 * wg * np.exp(-0.5 * x1 * x1) / math.sqrt(2 * math.pi),
-                        0.5 * (c2 - c1) * wg * np.exp(-0.5 * x2 * x2) / math.sqrt(2 * math.pi),
-                        wh * np.exp(-c2 * xh - 0.5 * c2 * c2)], axis=1)
-    return x, w
+    ends = [np.zeros((len(b), 1))] + [np.minimum(np.abs(b), c)[:, None] for c in CUTS]
+    xs, ws = [-sign * xh], [np.broadcast_to(wh, (len(b), m))]
+    for lo, hi in zip(ends[:-1], ends[1:]):
+        x = 0.5 * (lo + hi) + 0.5 * (hi - lo) * xg
+        xs.append(sign * x)
+        ws.append(0.5 * (hi - lo) * wg * np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi))
+    xs.append(sign * (ends[-1] + xh))
+    ws.append(wh * np.exp(-ends[-1] * xh - 0.5 * ends[-1] ** 2))
+    return np.concatenate(xs, axis=1), np.concatenate(ws, axis=1)
 
 
 def stage_rule(c, L, n, kink):
@@ -129,7 +132,7 @@ def stage_rule(c, L, n, kink):
         Lower-triangular coefficients.
     n : int
         Nodes per coordinate (tensor Gauss-Hermite), or, with a kink, about n: coordinate i
-        split where h_i crosses it, 4 max(1, n // 4) nodes (n where L_ii = 0: no split).
+        split where h_i crosses it, 5 max(1, n // 5) nodes (n where L_ii = 0: no split).
     kink : float or None
         Where the integrand's derivative jumps in each h_i; None for a smooth integrand.
 
@@ -154,7 +157,7 @@ def stage_rule(c, L, n, kink):
             wi = np.broadcast_to(wi, (N * X.shape[1], n))
         else:
             b = (kink - c[:, None, i] - X @ L[i, :i]) / L[i, i]
-            xi, wi = split_rule(b.ravel(), max(1, n // 4))
+            xi, wi = split_rule(b.ravel(), max(1, n // 5))
         mi = xi.shape[1]
         X = np.concatenate([np.repeat(X, mi, axis=1), xi.reshape(N, -1, 1)], axis=2)
         W = (W[:, :, None] * wi.reshape(N, -1, mi)).reshape(N, -1)
@@ -185,5 +188,5 @@ def stage_size(L, n, kink):
     if kink is None:
         return n ** L.shape[0]
     scale = max(float(np.abs(L).max()), 1e-300)
-    return math.prod(n if abs(L[i, i]) <= 1e-12 * scale else 4 * max(1, n // 4)
+    return math.prod(n if abs(L[i, i]) <= 1e-12 * scale else 5 * max(1, n // 5)
                      for i in range(L.shape[0]))

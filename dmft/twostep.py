@@ -264,7 +264,7 @@ def _dims(problem):
 
 
 def _cost(n, dims, kinked):
-    return n[0] ** dims[0] * (4 * (n[1] // 4) if kinked else n[1]) ** dims[1]
+    return n[0] ** dims[0] * (5 * max(1, n[1] // 5) if kinked else n[1]) ** dims[1]
 
 
 def _auto(dims, kinked, lowest):
@@ -281,7 +281,7 @@ def _auto(dims, kinked, lowest):
 def _check_orders(n, kinked):
     """About 3/4 of the outer order, then of the inner one (fewer nodes per kinked piece)."""
     inner = n[1] - max(2, n[1] // 4)
-    return (n[0] - max(2, n[0] // 4), n[1]), (n[0], min(inner, 4 * (n[1] // 4) - 4)
+    return (n[0] - max(2, n[0] // 4), n[1]), (n[0], min(inner, 5 * (n[1] // 5) - 5)
                                               if kinked else inner)
 
 
@@ -296,7 +296,7 @@ def two_steps(problem, order=None):
         ``problem.steps`` is ignored.
     order : int, pair of int or None
         Gauss nodes per coordinate for every integral: (outer, inner), outer for z* and the
-        label noise (>= 4), inner for e, u0, u1 (>= 8 for a kinked activation such as ReLU,
+        label noise (>= 4), inner for e, u0, u1 (>= 10 for a kinked activation such as ReLU,
         >= 4 otherwise); an int sets both.  None: per integral, the largest inner order with
         outer = RATIO x inner (at most 200) within BUDGET points; the outer coordinates carry
         the label, which reuse puts inside the pre-activations, so they need more nodes.  The
@@ -314,7 +314,7 @@ def two_steps(problem, order=None):
                            f"Gaussian coordinates (plus the label noise); at most {MAX_DIM}")
     kinked = get_activation(problem.activation).name in KINKS
     dims = _dims(problem)
-    lowest = 8 if kinked else 4
+    lowest = 10 if kinked else 4
     if order is None:
         orders = {key: _auto(D, kinked, lowest) for key, D in dims.items()}
     else:
