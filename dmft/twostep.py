@@ -29,7 +29,9 @@ Quadrature (decisions recorded here).  The integrals are nested: Gauss-Hermite o
 those, u1 given those ("inner"); the pre-activation of each stage is affine in its Gaussians,
 so an activation with a kink (ReLU) is integrated piece by piece, split where it crosses the
 kink.  The outer coordinates carry the label, which reuse puts into the pre-activations (e.g.
-tanh(lr He3(z*))), steep in z*: for a kinked activation they get RATIO times the inner nodes.
+tanh(lr He3(z*))), steep in z*: for a kinked activation, whose inner stages are smooth piece by
+piece, they get RATIO times the inner nodes.  Each integral gets about BUDGET points (the train
+loss at t = 2 of a reused batch, of dimension 3p + k + 1, four times that).
 Every quantity is computed three times, with the outer and then the inner order lowered to
 about 3/4; its stated ``accuracy`` at time t is SAFETY times the sum of the two changes, the
 largest over its entries (a single change can vanish by chance), at least ROUNDOFF relative.
@@ -59,8 +61,8 @@ __all__ = ["two_steps", "TwoSteps", "MAX_DIM"]
 
 MAX_DIM = 6              #: largest accepted 2p + k
 CHUNK = 1 << 17          #: points of the nested grid evaluated at once
-BUDGET = 3e6             #: points per integral when ``order`` is None
-RATIO = {False: 1, True: 3}   #: outer over inner nodes per coordinate (smooth, kinked)
+BUDGET = 3e6             #: points per integral when ``order`` is None (train2: 4x)
+RATIO = {False: 1, True: 2}   #: outer over inner nodes per coordinate (smooth, kinked)
 KINKS = {"relu": 0.0}    #: activations whose derivative jumps, and where
 ROUNDOFF = 1e-13         #: relative round-off floor of the stated accuracy
 SAFETY = 2.0             #: stated accuracy = SAFETY x the changes between the orders
@@ -267,14 +269,21 @@ def _cost(n, dims, kinked):
     return n[0] ** dims[0] * (5 * max(1, n[1] // 5) if kinked else n[1]) ** dims[1]
 
 
-def _auto(dims, kinked, lowest):
-    """The largest inner order (outer: RATIO times it, at most 200) within BUDGET points."""
-    best = (min(200, RATIO[kinked] * lowest), lowest)
+def _auto(dims, kinked, lowest, budget):
+    """The largest inner order with outer = RATIO x inner (at most 200) within ``budget``
+    points; if even the lowest inner order does not fit, the largest outer order (>= 4) that
+    does."""
+    best = None
     for n in range(lowest, 201):
         cand = (min(200, RATIO[kinked] * n), n)
-        if _cost(cand, dims, kinked) > BUDGET:
+        if _cost(cand, dims, kinked) > budget:
             break
         best = cand
+    if best is None:
+        best = (4, lowest)
+        for out in range(4, min(200, RATIO[kinked] * lowest) + 1):
+            if _cost((out, lowest), dims, kinked) <= budget:
+                best = (out, lowest)
     return best
 
 
@@ -296,7 +305,7 @@ def two_steps(problem, order=None):
         ``problem.steps`` is ignored.
     order : int, pair of int or None
         Gauss nodes per coordinate for every integral: (outer, inner), outer for z* and the
-        label noise (>= 4), inner for e, u0, u1 (>= 10 for a kinked activation such as ReLU,
+        label noise (>= 4), inner for e, u0, u1 (>= 15 for a kinked activation such as ReLU,
         >= 4 otherwise); an int sets both.  None: per integral, the largest inner order with
         outer = RATIO x inner (at most 200) within BUDGET points; the outer coordinates carry
         the label, which reuse puts inside the pre-activations, so they need more nodes.  The
@@ -314,9 +323,10 @@ def two_steps(problem, order=None):
                            f"Gaussian coordinates (plus the label noise); at most {MAX_DIM}")
     kinked = get_activation(problem.activation).name in KINKS
     dims = _dims(problem)
-    lowest = 10 if kinked else 4
+    lowest = 15 if kinked else 4
     if order is None:
-        orders = {key: _auto(D, kinked, lowest) for key, D in dims.items()}
+        orders = {key: _auto(D, kinked, lowest, BUDGET * (4 if key == "train2" else 1))
+                  for key, D in dims.items()}
     else:
         pair = tuple(order) if isinstance(order, (tuple, list)) else (order, order)
         if len(pair) != 2:
