@@ -170,36 +170,44 @@ def _averages(w, left, right):
     return np.einsum("n,ni,nj->ij", w, left, right)
 
 
+def _chunks(N, size):
+    """Slices of N points such that nesting a stage of ``size`` nodes keeps <= CHUNK points."""
+    per = max(1, CHUNK // size)
+    return [slice(i, min(i + per, N)) for i in range(0, N, per)]
+
+
 def _pass(m, n, depth):
     """Sums over the nested grid (stage e: t = 0; u0: t = 1; u1: t = 2 of a reused batch).
     depth 1: E[g0 [z, e, g0, 1]^T], E[l0];  depth 2: E[g1 [z, e, u0, g1, g0, 1]^T], E[l1];
     depth 3: E[l2].  n = (nodes per outer coordinate, nodes per stage coordinate)."""
     z, y, w = _outer(m, n[0])
-    n = n[1]
-    Ls = [m.P0, m.sA * m.B10 if depth >= 2 else None, m.sA * m.B21 if depth >= 3 else None]
-    per = max(1, CHUNK // math.prod(stage_size(L, n, m.kink) for L in Ls[:depth]))
+    n, kink = n[1], m.kink
+    L1 = m.sA * m.B10 if depth >= 2 else None
+    L2 = m.sA * m.B21 if depth >= 3 else None
     total = 0.0
-    for i0 in range(0, len(w), per):
-        (zc, yc), wc, e, h0 = _nest([z[i0:i0 + per], y[i0:i0 + per]], w[i0:i0 + per],
-                                    _lin(z[i0:i0 + per], m.M0), m.P0, n, m.kink)
-        g0, l0 = m.forward(h0, yc)
+    for a in _chunks(len(w), stage_size(m.P0, n, kink)):
+        (z0, y0), w0, e0, h0 = _nest([z[a], y[a]], w[a], _lin(z[a], m.M0), m.P0, n, kink)
+        g0, l0 = m.forward(h0, y0)
         if depth == 1:
-            one = np.ones((len(wc), 1))
-            total = total + _averages(wc, np.hstack([g0, one]),
-                                      np.hstack([zc, e, g0, l0[:, None]]))
+            one = np.ones((len(w0), 1))
+            total = total + _averages(w0, np.hstack([g0, one]),
+                                      np.hstack([z0, e0, g0, l0[:, None]]))
             continue
-        c = _lin(zc, m.M1) + _lin(e, m.P1) - (m.lr * g0 if m.reuse1 else 0.0)
-        (zc, yc, e, g0), wc, u0, h1 = _nest([zc, yc, e, g0], wc, c, Ls[1], n, m.kink)
-        g1, l1 = m.forward(h1, yc)
-        if depth == 2:
-            one = np.ones((len(wc), 1))
-            total = total + _averages(wc, np.hstack([g1, one]),
-                                      np.hstack([zc, e, u0, g1, g0, l1[:, None]]))
-            continue
-        c = _lin(zc, m.M2) + _lin(e, m.P2) + m.sA * _lin(u0, m.B20) \
-            - m.lr * (m.d * g0 + m.sA * _lin(g0, m.GK) + g1)
-        (yc,), wc, _, h2 = _nest([yc], wc, c, Ls[2], n, m.kink)
-        total += np.einsum("n,n->", wc, m.forward(h2, yc)[1])
+        c0 = _lin(z0, m.M1) + _lin(e0, m.P1) - (m.lr * g0 if m.reuse1 else 0.0)
+        for b in _chunks(len(w0), stage_size(L1, n, kink)):
+            (z1, y1, e1, g01), w1, u0, h1 = _nest([z0[b], y0[b], e0[b], g0[b]], w0[b], c0[b], L1,
+                                                  n, kink)
+            g1, l1 = m.forward(h1, y1)
+            if depth == 2:
+                one = np.ones((len(w1), 1))
+                total = total + _averages(w1, np.hstack([g1, one]),
+                                          np.hstack([z1, e1, u0, g1, g01, l1[:, None]]))
+                continue
+            c1 = _lin(z1, m.M2) + _lin(e1, m.P2) + m.sA * _lin(u0, m.B20) \
+                - m.lr * (m.d * g01 + m.sA * _lin(g01, m.GK) + g1)
+            for c in _chunks(len(w1), stage_size(L2, n, kink)):
+                (y2,), w2, _, h2 = _nest([y1[c]], w1[c], c1[c], L2, n, kink)
+                total += np.einsum("n,n->", w2, m.forward(h2, y2)[1])
     return total
 
 
@@ -208,12 +216,9 @@ def _test_error(m, M, C, n):
     L = lower_factor(C)
     total = 0.0
     z, f, w = _outer(m, n[0], noise=False)
-    n = n[1]
-    per = max(1, CHUNK // stage_size(L, n, m.kink))
-    for i0 in range(0, len(w), per):
-        (fc,), wc, _, h = _nest([f[i0:i0 + per]], w[i0:i0 + per], _lin(z[i0:i0 + per], M), L,
-                                n, m.kink)
-        total += np.einsum("n,n->", wc, m.forward(h, fc)[1])
+    for a in _chunks(len(w), stage_size(L, n[1], m.kink)):
+        (fa,), wa, _, h = _nest([f[a]], w[a], _lin(z[a], M), L, n[1], m.kink)
+        total += np.einsum("n,n->", wa, m.forward(h, fa)[1])
     return total + 0.5 * m.noise
 
 
