@@ -59,24 +59,18 @@ LEVELS = (0.1, 0.25, 0.5, 0.75, 0.9)
 
 
 def leap_exponent(alphas):
-    """Leap exponent of a set of non-zero Hermite multi-indices (Abbe, Boix-Adsera,
-    Misiakiewicz 2023, Gaussian inputs), computed exactly.
+    """Leap exponent, eq. (8.3), of a set of non-zero Hermite multi-indices, computed exactly.
 
-    Adding a multi-index alpha when the coordinates S are learned costs its degree on the new
-    coordinates, sum_{r not in S} alpha_r, and learns its support; the leap is the minimum over
-    orders of the multi-indices of the largest cost.  A multi-index inside S costs 0, so it is
-    a bottleneck-path problem on the subsets S of coordinates (which only grow): best(S') =
-    min over (S, alpha) with S | supp(alpha) = S' of max(best(S), cost(alpha, S)), solved by
-    dynamic programming over the 2^k subsets in order of size.  (Taking the cheapest
-    multi-index at every step is optimal too: from any S, the first multi-index of an optimal
-    order not inside S costs at most its cost in that order, since costs only decrease as S
-    grows; the dynamic programme does not rely on it.)  E.g. He3(z1): 3; z1 + z2**2:
-    2 (z1 first, then z2 at degree 2); z1 + z1*z2: 1 (a staircase); z1*z2*z3: 3.
+    Adding alpha when the coordinates S are learned costs sum_{r not in S} alpha_r and learns
+    its support; the leap is the minimum over orders of the largest cost.  S only grows, so
+    best(S') = min over (S, alpha) with S | supp(alpha) = S' of max(best(S), cost(alpha, S)),
+    by dynamic programming over the 2^k subsets in order of size.  (Greedy, the cheapest step
+    first, is optimal too, as costs only decrease as S grows; not relied upon.)
 
     Parameters
     ----------
     alphas : iterable of tuples of int
-        Multi-indices (alpha_1..alpha_k) with a non-zero coefficient, |alpha| >= 1.
+        Multi-indices (alpha_1..alpha_k) of degree >= 1 with a non-zero coefficient.
 
     Returns
     -------

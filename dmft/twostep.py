@@ -1,7 +1,7 @@
 """The first two GD steps without sampling: M, Q, train loss and test error at t = 0, 1, 2.
 
-For t <= 2 the sample side of the DMFT (see the theory documentation, sections 2, 3 and 6) is a
-function of finitely many Gaussians: the target coordinates z* (k), the label noise eps (1,
+For t <= 2 the sample side of the DMFT is a function of finitely many Gaussians, eqs.
+(6.10)-(6.13): the target coordinates z* (k), the label noise eps (1,
 when noise > 0), the sample's field at t = 0, omega(0) = P(0) e (e ~ N(0, I_p), P(0) P(0)^T =
 Q0 - M0 M0^T), the innovation u0 ~ N(0, I_p) of omega(1) and, for the train loss at t = 2 of a
 reused batch, the innovation u1 of omega(2).  The weight side is linear.  In the whitened form

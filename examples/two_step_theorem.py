@@ -1,8 +1,8 @@
 """The two-step theorem of batch reuse as numbers: exact M(2) for one-pass and multi-pass GD.
 
-Prints Markdown tables (the documentation's copy is docs/two_step_theorem.md):
+Prints Markdown tables (copied into the theory documentation, section 6.3):
 
-    python examples/two_step_theorem.py > docs/two_step_theorem.md
+    python examples/two_step_theorem.py
 
 Setting: p = 1, M0 = 0, Q0 = 1, alpha = 4, eta = 1 (the defaults of ``dmft learnability
 --check-dmft``), no ridge, no label noise.  M(1) and M(2) come from :func:`dmft.exact.two_steps`
