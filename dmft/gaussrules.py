@@ -9,8 +9,8 @@ it, at a point b that depends on c and on the earlier coordinates: the half-line
 by a half-range Gauss rule (weight exp(-x^2/2) on [0, inf), from the discretised Stieltjes
 procedure), the side of b in pieces ending at min(|b|, 2), min(|b|, 4), min(|b|, 8) by
 Gauss-Legendre (short pieces, on which the Gaussian weight varies little: one piece of length
-|b| would need ~|b|^2 nodes) and the tail by the shifted half-range rule.  The integrand is smooth on each piece.  A break beyond |b| = 8
-stays inside the last piece (mass < 1e-15).
+|b| would need ~|b|^2 nodes) and the tail by the shifted half-range rule.  The integrand is
+smooth on each piece.  A break beyond |b| = 8 stays inside the last piece (mass < 1e-15).
 """
 import functools
 import itertools

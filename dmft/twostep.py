@@ -12,9 +12,11 @@ learning rate eta; d = 1 - eta * ridge; K(t, .) the lower-triangular factor of C
     M(1) = d M0 - lr A E[g(0) z*^T],  P1 = d P0 - lr A E[g(0) e^T],  B10 = -lr K00
     omega(1) = P1 e + sqrt(A) B10 u0,  h(1) = M(1) z* + omega(1) - lr g(0)  (reused batch)
     M(2) = d M(1) - lr A E[g(1) z*^T],  P2 = d P1 - lr A E[g(1) e^T],
-    K10 = E[g(1) g(0)^T] K00^+T (0 for a fresh batch),  B20 = d B10 - lr K10 - lr sqrt(A) E[g(1) u0^T]
+    K10 = E[g(1) g(0)^T] K00^+T (0 for a fresh batch),
+    B20 = d B10 - lr K10 - lr sqrt(A) E[g(1) u0^T],
     B21 = -lr K11,  C_theta(t, t) = P_t P_t^T + A sum_v B_tv B_tv^T,  Q(t) = M M^T + C_theta(t, t)
-    h(2) = M(2) z* + P2 e + sqrt(A) (B20 u0 + B21 u1) - lr (d g(0) + sqrt(A) E[g(1) u0^T] K00^+ g(0) + g(1))
+    h(2) = M(2) z* + P2 e + sqrt(A) (B20 u0 + B21 u1)
+           - lr (d g(0) + sqrt(A) E[g(1) u0^T] K00^+ g(0) + g(1))
 
 (E[g e^T], E[g u0^T]: Gaussian integration by parts, the response functions times the field's
 factors, so no response is ever divided out.)  Schedules: the batch of step 1 is the batch of
@@ -350,7 +352,7 @@ def two_steps(problem, order=None):
     for key in hi:          # per time: the largest change over the entries, round-off floor
         diff = SAFETY * sum(np.abs(hi[key] - x[key]) for x in lo).reshape(3, -1).max(axis=1)
         floor = ROUNDOFF * np.maximum(1.0, np.abs(hi[key]).reshape(3, -1).max(axis=1))
-        acc[key] = np.broadcast_to(np.maximum(diff, floor).reshape((3,) + (1,) * (hi[key].ndim - 1)),
-                                   hi[key].shape).copy()
+        shape = (3,) + (1,) * (hi[key].ndim - 1)
+        acc[key] = np.broadcast_to(np.maximum(diff, floor).reshape(shape), hi[key].shape).copy()
     return TwoSteps(problem=problem, accuracy=acc, orders=orders,
                     check_orders={key: list(c) for key, c in checks.items()}, **hi)

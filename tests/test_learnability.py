@@ -48,17 +48,19 @@ CASES = [
     ("z1*z2*z3", 3, 3, 0, [0], 3),
     # sign(z1 z2 z3) = sign(z1) sign(z2) sign(z3): coefficients factorise, sign has only odd
     # Hermite coefficients, so the lowest is c_111 = (E|z|)^3 = (2/pi)^(3/2) -> IE 3, every
-    # multi-index involves z1, z2, z3 with degree >= 3 -> leap 3; same two-sign symmetry as z1 z2 z3 -> hard 3.
+    # multi-index involves z1, z2, z3 with degree >= 3 -> leap 3; same two-sign symmetry as
+    # z1 z2 z3 -> hard 3.
     ("sign(z1*z2*z3)", 3, 3, 0, [0], 3),
     # tanh(z1 + He3(z2)): E[y z1] = E[tanh'] > 0 and E[y z2] = E[tanh' (3 z2^2 - 3)] != 0
-    # (about -0.30) -> IE 1, (1,0) then (0,1), cost 1 each -> leap 1; E[y z] is one vector mixing both
-    # coordinates -> one-pass dim 1; E[z | y] spans both directions -> reuse [2].
+    # (about -0.30) -> IE 1, (1,0) then (0,1), cost 1 each -> leap 1; E[y z] is one vector
+    # mixing both coordinates -> one-pass dim 1; E[z | y] spans both directions -> reuse [2].
     ("tanh(z1 + He3(z2))", 1, 1, 1, [2], 0),
     # z1*z2: c_11 = 1 -> IE 2, degree 2 on the two new coordinates -> leap 2; invariant under
     # (z1, z2) -> (-z1, -z2) -> hard 2.
     ("z1*z2", 2, 2, 0, [0], 2),
     # One learnable and one symmetric direction, z1 + z2^2: c_10 = 1, c_02 = sqrt(2) -> IE 1,
-    # (1,0) costs 1, then (0,2) costs 2 (degree 2 on the new z2) -> leap 2; E[y z] = (1, 0) -> one-pass z1; stage 1 learns z1 only
+    # (1,0) costs 1, then (0,2) costs 2 (degree 2 on the new z2) -> leap 2; E[y z] = (1, 0)
+    # -> one-pass z1; stage 1 learns z1 only
     # (z2 -> -z2 keeps y); stage 2: given z1, y - z1 = z2^2 is still even in z2, so
     # E[z2 | y, z1] = 0: nothing new -> reuse [1, 1], hard 1 (z2).
     ("z1 + z2**2", 1, 2, 1, [1, 1], 1),
@@ -73,7 +75,8 @@ CASES = [
     # stage 2 learns z2: reuse [1, 2].  c_10 = E[c] != 0 -> IE 1; c_11 = E[c(z) z] != 0 ->
     # (1,0), then (1,1) of degree 1 on the new z2 -> leap 1.
     (STAIR, 1, 1, 1, [1, 2], 0),
-    # k = 4: z1 + z2 z3 z4: (1,0,0,0) costs 1, (0,1,1,1) costs 3 -> IE 1, leap 3; one-pass z1; flipping two
+    # k = 4: z1 + z2 z3 z4: (1,0,0,0) costs 1, (0,1,1,1) costs 3 -> IE 1, leap 3; one-pass z1;
+    # flipping two
     # of z2, z3, z4 keeps y and z1 -> reuse [1, 1], hard 3.
     ("z1 + z2*z3*z4", 1, 3, 1, [1, 1], 3),
 ]
