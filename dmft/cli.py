@@ -28,8 +28,8 @@ import warnings
 
 from .version import __version__
 from .commands import (EXIT_BROKEN_PIPE, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, cmd_compare,
-                       cmd_learnability, cmd_plot_sweep, cmd_run, cmd_simulate, cmd_sweep,
-                       cmd_validate)
+                       cmd_exact, cmd_learnability, cmd_plot_sweep, cmd_run, cmd_simulate,
+                       cmd_sweep, cmd_validate)
 from .errors import DivergenceWarning, KernelProjectionWarning, ProblemError
 from .config import EXAMPLE
 from .options import SIMULATION, SOLVER
@@ -107,6 +107,16 @@ def _run_commands(sub):
 
 
 def _other_commands(sub):
+    ex = sub.add_parser("exact", help="the first two steps exactly (quadrature, no sampling)",
+                        description="M, Q, train loss and test error at t = 0, 1, 2 by Gauss "
+                                    "quadrature (dmft.exact.two_steps), each with its stated "
+                                    "accuracy; for 2p + k <= 6.  Prints a table and writes "
+                                    "OUT/<config name>_exact.csv.")
+    ex.add_argument("config", help="TOML file with a [problem] table (the whole file is checked)")
+    ex.add_argument("--out", default="out", help="output folder (default: out)")
+    ex.add_argument("--order", default=None, metavar="N|OUTER,INNER",
+                    help="Gauss nodes per coordinate (default: chosen within a fixed budget)")
+    ex.set_defaults(func=cmd_exact)
     val = sub.add_parser("validate", help="DMFT against simulations on the validation cases")
     val.add_argument("--quick", action="store_true", help="small d, few seeds, short horizons")
     val.add_argument("--cases", default=None, help="comma-separated case names (default: all)")

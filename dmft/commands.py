@@ -16,6 +16,10 @@ EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141            # 128 + SIGPIPE, as a shell reports a killed writer
 
 
+#: ``dmft exact --order``: Gauss nodes per coordinate (checked further by two_steps)
+ORDER = Option("order", "int", None, "Gauss nodes per coordinate", minimum=1)
+
+
 class _PendingClient:
     """Stands for the Dask client a sharded run will connect to while its options are
     checked (before any cluster is started)."""
@@ -66,21 +70,28 @@ def load(args):
 CSV_FLOAT = "%.10g"
 
 
-def curves_csv(res, path):
+def curves_csv(res, path, errors=None, err="_err"):
     """Plain-text table of the curves (one row per step) next to the netCDF file (a DMFT
-    Result or a SimResult): a header row of column names, then t as an integer and every
-    other column in :data:`CSV_FLOAT` (``nan`` after a divergence)."""
+    Result, a SimResult, or the exact two steps): a header row of column names, then t as an
+    integer and every other column in :data:`CSV_FLOAT` (``nan`` after a divergence).  Each
+    quantity X is followed by its error (``errors[X]``, by default ``res.X_err``), named with
+    the suffix ``err``."""
     p, k = res.problem.p, res.problem.k
-    cols = ["t", "train_loss", "train_loss_err", "test_error", "test_error_err"]
-    data = [res.t, res.train_loss, res.train_loss_err, res.test_error, res.test_error_err]
+    e = (lambda name: errors[name]) if errors is not None else \
+        (lambda name: getattr(res, name + "_err"))
+    t = getattr(res, "t", np.arange(len(res.train_loss)))
+    cols, data = ["t"], [t]
+    for name in ("train_loss", "test_error"):
+        cols += [name, name + err]
+        data += [getattr(res, name), e(name)]
     for j in range(p):
         for r in range(k):
-            cols += [f"M_{j + 1}{r + 1}", f"M_{j + 1}{r + 1}_err"]
-            data += [res.M[:, j, r], res.M_err[:, j, r]]
+            cols += [f"M_{j + 1}{r + 1}", f"M_{j + 1}{r + 1}{err}"]
+            data += [res.M[:, j, r], e("M")[:, j, r]]
     for j in range(p):
         for l in range(j, p):
-            cols += [f"Q_{j + 1}{l + 1}", f"Q_{j + 1}{l + 1}_err"]
-            data += [res.Q[:, j, l], res.Q_err[:, j, l]]
+            cols += [f"Q_{j + 1}{l + 1}", f"Q_{j + 1}{l + 1}{err}"]
+            data += [res.Q[:, j, l], e("Q")[:, j, l]]
     fmt = ["%d"] + [CSV_FLOAT] * (len(cols) - 1)
     atomic_write(path, lambda tmp: np.savetxt(tmp, np.column_stack(data), fmt=fmt, delimiter=",",
                                               header=",".join(cols), comments=""), "out")
@@ -186,6 +197,44 @@ def cmd_compare(args):
     write_text(base + "_compare.txt", "\n\n".join(tables) + "\n", "out")
     print(f"wrote data under {args.out}/, {base}_compare.png, {base}_compare.txt")
     return outcome(runs)
+
+
+def cmd_exact(args):
+    """``dmft exact CONFIG``: M, Q and the losses at t = 0, 1, 2 by quadrature, as a table on
+    stdout and ``<name>_exact.csv`` (each quantity followed by its stated accuracy)."""
+    from .exact import two_steps
+    conf, base = load(args)
+    order = None
+    if args.order is not None:
+        order = [ORDER.parse(x) for x in args.order.split(",")]
+        if len(order) not in (1, 2):
+            raise ProblemError("order", f"expected N or OUTER,INNER, got {args.order!r}")
+        order = order[0] if len(order) == 1 else tuple(order)
+    with output_dir(args.out):
+        ex = two_steps(conf.problem, order=order)
+        curves_csv(ex, base + "_exact.csv", errors=ex.accuracy, err="_acc")
+    print(exact_table(ex))
+    print(f"wrote {base}_exact.csv")
+    return EXIT_OK
+
+
+def exact_table(ex):
+    """The exact two steps as a text table (value +- stated accuracy)."""
+    pr = ex.problem
+    lines = [f"exact first two steps (quadrature, no sampling): {pr!r}",
+             " t   " + "  ".join(f"{h:>22s}" for h in ["train_loss", "test_error"] +
+                                  [f"M_{j + 1}{r + 1}" for j in range(pr.p) for r in range(pr.k)]
+                                  + [f"Q_{j + 1}{l + 1}" for j in range(pr.p)
+                                     for l in range(j, pr.p)])]
+    for t in range(3):
+        vals = [(ex.train_loss[t], ex.accuracy["train_loss"][t]),
+                (ex.test_error[t], ex.accuracy["test_error"][t])]
+        vals += [(ex.M[t, j, r], ex.accuracy["M"][t, j, r]) for j in range(pr.p)
+                 for r in range(pr.k)]
+        vals += [(ex.Q[t, j, l], ex.accuracy["Q"][t, j, l]) for j in range(pr.p)
+                 for l in range(j, pr.p)]
+        lines.append(f"{t:2d}   " + "  ".join(f"{v:>+13.8f} +- {a:6.1e}" for v, a in vals))
+    return "\n".join(lines)
 
 
 def cmd_validate(args):

@@ -25,7 +25,10 @@ Labels of the subspaces compared (``LEGEND``, printed with the check):
 
 Predictions: ``learned`` (more than LEARNED_Z error bars at some step >= 2), ``zero`` (within
 the family-wise zero threshold at every step) and ``free`` (reported, not tested: the theory
-allows movement but does not say when).
+allows movement but does not say when).  At t = 2 the exact quadrature of
+:func:`dmft.exact.two_steps` is the noise-free reference wherever it applies (2p + k <= 6, not
+a mini-batch of half the data): a ``zero`` subspace must also be zero there (within
+EXACT_SAFETY times the stated accuracy), and ``reuse_step2``, predicted learned, non-zero.
 """
 import itertools
 import math
@@ -42,6 +45,7 @@ __all__ = ["dmft_check", "check_summary", "DMFT_DEFAULTS", "LEGEND"]
 LEARNED_Z = 3.0      # learned: > 3 error bars at some step >= 2
 ZERO_Z = 4.0         # zero: <= max(4, Bonferroni t-quantile at family-wise level FAMILY) at all
 FAMILY = 1e-3        # steps and components: a false alarm in about 1 run in 1000
+EXACT_SAFETY = 3.0   # exact t = 2 reference: non-zero when above 3x its stated accuracy
 DMFT_DEFAULTS = {"activations": ("tanh", "relu"), "schedules": ("multi-pass", "one-pass"),
                  "p": 1, "alpha": 4.0, "eta": 1.0, "steps": 5, "n_paths": 100_000, "seed": 0}
 _PROBLEM_KEYS = ("p", "a", "alpha", "eta", "ridge", "noise", "steps")
@@ -133,6 +137,7 @@ def dmft_check(res, tgt, options):
                      "reuse_rest": "free" if multi else silent, "reuse_2+": "free",
                      "hard": "zero"}
         out = solve(problem, **settings)
+        exact = _exact_t2(problem, spaces) if problem.steps >= 2 else None
         ov = out.replicas["overlap"][:, 1:]              # (G, T, p, k)
         G, p = ov.shape[0], ov.shape[2]
         run = {"schedule": problem.schedule, "activation": problem.activation,
@@ -154,6 +159,13 @@ def dmft_check(res, tgt, options):
             elif pred == "zero":
                 zero_z = max(ZERO_Z, scipy.stats.t.isf(FAMILY / (2 * x.size), G - 1))
                 ok = bool(np.all(sig <= zero_z))
+            ex = None if exact is None else exact[name]
+            if ex is not None:                     # the noise-free reference at t = 2
+                nonzero = ex[0] > EXACT_SAFETY * ex[1]
+                if pred == "zero":
+                    ok = ok and not nonzero
+                elif name == "reuse_step2" and pred == "learned":
+                    ok = ok and nonzero
             if out.status != "ok" and pred != "free":
                 ok = False
             if ok is False:
@@ -163,11 +175,34 @@ def dmft_check(res, tgt, options):
                     + ", ".join(f"{z:.1f}" for z in sig) + f" error bars (status {out.status})")
             run["subspaces"][name] = {"dim": B.shape[0], "basis": B, "predicted": pred,
                                       "value": value, "error": verr, "significance": sig,
-                                      "zero_threshold": zero_z, "agrees": ok}
+                                      "zero_threshold": zero_z, "agrees": ok,
+                                      "exact_t2": None if ex is None else ex[0],
+                                      "exact_t2_accuracy": None if ex is None else ex[1]}
         run["agrees"] = all(s["agrees"] is not False for s in run["subspaces"].values())
         check["runs"][f"{problem.schedule}/{problem.activation}"] = run
     check["agrees"] = not check["disagreements"]
     return check
+
+
+def _exact_t2(problem, spaces):
+    """The noise-free reference at t = 2 (:func:`dmft.exact.two_steps`): per subspace, the RMS
+    over neurons of the norm of the normalised overlap's projection and its stated accuracy;
+    None when the quadrature does not apply (2p + k > MAX_DIM, or a schedule it refuses)."""
+    from .exact import two_steps
+    try:
+        ex = two_steps(problem)
+    except ProblemError:
+        return None
+    q = np.sqrt(np.diagonal(ex.Q[2]))[:, None]                              # (p, 1)
+    ov = ex.M[2] / q
+    acc = ex.accuracy["M"][2] / q + np.abs(ex.M[2]) * \
+        (np.diagonal(ex.accuracy["Q"][2])[:, None] / (2 * q ** 3))
+    out, p = {}, problem.p
+    for name, B in spaces.items():
+        if B.shape[0]:
+            X, A = ov @ B.T, acc @ np.abs(B).T                              # (p, dim)
+            out[name] = (float(np.sqrt((X ** 2).sum() / p)), float(np.sqrt((A ** 2).sum() / p)))
+    return out
 
 
 def check_summary(check):
@@ -177,7 +212,9 @@ def check_summary(check):
     lines += [f"  {name + ':':12s} {text}" for name, text in LEGEND.items()]
     for run, r in check["runs"].items():
         for name, s in r["subspaces"].items():
+            exact = "" if s.get("exact_t2") is None else \
+                f"   exact t=2: {s['exact_t2']:.3g} +- {s['exact_t2_accuracy']:.1g}"
             lines.append(f"  {run:16s} {name:10s} dim {s['dim']} {s['predicted']:7s} "
                          + " ".join(f"{v:.3f}({z:.1f})" for v, z in
-                                    zip(s["value"], s["significance"])))
+                                    zip(s["value"], s["significance"])) + exact)
     return lines + [f"  disagreement: {x}" for x in check["disagreements"]]
