@@ -153,8 +153,9 @@ class Agreement:
         Family-wise p-value (the smaller of bootstrap and Sidak), and Sidak's alone.
     passed : bool
         p_value > level and no compared step missing.
-    level, critical_z : float
-        The level, and the critical normal-equivalent |z| at it.
+    level, critical_z, critical_raw_z : float
+        The level, the critical normal-equivalent |z| at it, and the raw |z| at which one
+        entry alone fails the test (its t quantile; figures shade |z| below it).
     power : float
         Smallest relative bias of the DMFT's change since t = 0 detected with probability 0.9.
     method : str
@@ -175,6 +176,7 @@ class Agreement:
     method: str
     p_sidak: float
     critical_z: float
+    critical_raw_z: float
     dispersion_p: float
     n_compared: int
 
@@ -351,7 +353,12 @@ def _test(scores, change, factor, layout, level, n_boot):
     return Agreement(z=zs, z_normal=us, worst=worst, worst_z=z_max, p_value=float(p),
                      passed=bool(p > level and complete and m > 0), level=float(level),
                      power=float(power), method=method, p_sidak=p_sidak, critical_z=crit,
-                     dispersion_p=disp_p, n_compared=m)
+                     critical_raw_z=_raw(crit, sizes), dispersion_p=disp_p, n_compared=m)
+
+
+def _raw(crit, sizes):
+    """The raw |z| with the tail probability of the normal-equivalent ``crit``."""
+    return float(stats.t.isf(stats.norm.sf(crit), max(min(sizes) - 1, 1)))
 
 
 def _power(draws, mu, share, sizes, crit):
@@ -359,8 +366,7 @@ def _power(draws, mu, share, sizes, crit):
     module docstring); draws (n, m) are null scores, mu (m,) the injected direction per unit b,
     share (m,) the DMFT's part of each variance, sizes (G, S)."""
     G, S = sizes
-    # the critical raw |z|: the t quantile with the critical value's tail probability
-    c = stats.t.isf(stats.norm.sf(crit), max(min(G, S) - 1, 1))
+    c = _raw(crit, sizes)                  # the critical raw |z|
     mu = np.where(np.isfinite(mu), mu, 0.0)
     moving = np.abs(mu) > 0
     if not moving.any():

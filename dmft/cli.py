@@ -4,8 +4,8 @@ Exit codes (also in the README):
 
 =====  ======================================================================================
 0      success
-1      the run finished but a check failed: a validation case (``validate``) or a
-       ``learnability --check-dmft`` disagreement
+1      the run finished but a check failed: a validation case or the suite's calibration test
+       (``validate``), or a ``learnability --check-dmft`` disagreement
 2      bad input: one line on stderr, ``dmft: error: FIELD: what is wrong`` (a config value, a
        command-line option, a missing or malformed config file, an output folder that cannot
        be written, a run too large for the memory); nothing is computed

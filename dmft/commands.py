@@ -238,7 +238,8 @@ def exact_table(ex):
 
 
 def cmd_validate(args):
-    """``dmft validate [--quick]``: the validation suite; exit code 1 when a case fails."""
+    """``dmft validate [--quick]``: the validation suite; exit code 1 when a case or the
+    calibration test fails."""
     from .config import read_config
     from .validation import case_config, case_files, run_suite
     out = args.out or ("out/validation-quick" if args.quick else "validation/results")
@@ -259,12 +260,15 @@ def cmd_validate(args):
         print(f"validation running in the background (pid {proc.pid}); follow it with "
               f"`tail -f {log}`; rerun the same command to resume after an interruption")
         return EXIT_OK
-    results = run_suite(files, out, quick=args.quick, progress=not args.no_progress)
+    summary = run_suite(files, out, quick=args.quick, progress=not args.no_progress)
+    results = list(summary["cases"].values())
     failed = [r["case"] for r in results if not r["passed"]]
     total = sum(r["runtime_s"]["total"] for r in results)
-    print(f"{len(results) - len(failed)} passed, {len(failed)} failed "
-          f"(compute {total:.0f} s); report: {os.path.join(out, 'report.md')}")
-    return EXIT_FAILED if failed else EXIT_OK
+    cal = summary["calibration"]
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed; calibration p-value "
+          f"{cal['p_value']:.3g} ({'pass' if cal['passed'] else 'FAIL'}) (compute {total:.0f} s); "
+          f"report: {os.path.join(out, 'report.md')}")
+    return EXIT_OK if summary["passed"] else EXIT_FAILED
 
 
 def cmd_sweep(args):

@@ -1,46 +1,48 @@
-"""Theory against simulation: per-observable z-scores at every step, and an overlay figure.
+"""Theory against simulation: per-observable z-scores at every step, the verdict of the
+project's agreement criterion (:mod:`dmft.agreement`), and an overlay figure.
 
 z = (DMFT - simulation mean) / sqrt(err_DMFT^2 + err_sim^2) for every entry of M (p x k),
 the upper triangle of Q, the train loss and the test error, at every step.  Entries that are
 exact on both sides (M and Q at t = 0) have zero combined error and are reported as z = 0 when
-they agree to 1e-9.
+they agree to 1e-9.  Whether DMFT and simulation agree is decided by one family-wise test over
+all entries and steps t >= 1 (``Comparison.agreement``), not by a threshold on a single |z|.
 """
 from dataclasses import dataclass
 
 import numpy as np
 
+# OBSERVABLES and entries live with the agreement criterion; compare re-exports them
+from .agreement import OBSERVABLES, Agreement, assess, entries  # noqa: F401
 from .errors import ProblemError
-
-OBSERVABLES = ("M", "Q", "train_loss", "test_error")
-#: agreement: every (normal-equivalent) |z| at most this
-Z_MAX = 3.5
-
-
-def entries(name, x):
-    """(T+1, m) array of the independent entries of an observable."""
-    if name == "Q":
-        iu = np.triu_indices(x.shape[-1])
-        return x[:, iu[0], iu[1]]
-    return x.reshape(x.shape[0], -1)
 
 
 @dataclass(eq=False)
 class Comparison:
     """z-scores of a DMFT :class:`~dmft.Result` against a :class:`~dmft.SimResult`:
     ``z[name]`` has shape (T+1, entries) (:func:`~dmft.compare.entries`) for each of
-    :data:`~dmft.compare.OBSERVABLES`."""
+    :data:`~dmft.compare.OBSERVABLES`; ``agreement`` is the verdict of the agreement criterion
+    (:class:`~dmft.agreement.Agreement`: ``passed``, ``p_value``, ``power``, ...)."""
 
     result: object
     sim: object
     z: dict
+    agreement: Agreement
+
+    @property
+    def passed(self):
+        """The verdict of the agreement criterion (family-wise test at its level)."""
+        return self.agreement.passed
 
     @property
     def z_max(self):
-        """The agreement threshold on |z| (figures shade |z| <= z_max)."""
-        return Z_MAX
+        """The raw |z| at which one entry alone fails the agreement test (figures shade
+        |z| <= z_max); 0 when nothing random was compared."""
+        c = self.agreement.critical_raw_z
+        return c if np.isfinite(c) else 0.0
 
     def worst(self, names=OBSERVABLES):
-        """Largest |z| over the given observables and all steps (NaN-aware)."""
+        """Largest raw |z| over the given observables and all steps (NaN-aware); descriptive,
+        the verdict is ``agreement``."""
         return float(max(np.nanmax(np.abs(self.z[n])) if np.isfinite(self.z[n]).any() else 0.0
                          for n in names))
 
@@ -56,7 +58,8 @@ class Comparison:
             t = int(np.nanargmax(np.nanmax(a, axis=1))) if np.isfinite(a).any() else 0
             lines.append(f"{n:<11}  {np.nanmax(a):8.2f}  {t:7d}")
         lines.append(f"d = {self.sim.d}, {self.sim.n_seeds} seeds; DMFT {self.result.n_paths} "
-                     f"paths.  |z| <= {Z_MAX} everywhere: {self.worst() <= Z_MAX}")
+                     f"paths.")
+        lines.append(self.agreement.describe())
         return "\n".join(lines)
 
     def plot(self, path=None, fig=None):
@@ -80,14 +83,5 @@ def compare(result, sim):
     """
     if result.problem.to_dict() != sim.problem.to_dict():
         raise ProblemError("sim", "the simulation was run for a different problem")
-    z = {}
-    for name in OBSERVABLES:
-        th, eth = entries(name, getattr(result, name)), entries(name, getattr(result, name + "_err"))
-        sm, esm = entries(name, getattr(sim, name)), entries(name, getattr(sim, name + "_err"))
-        diff, den = th - sm, np.sqrt(eth ** 2 + esm ** 2)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            zz = diff / den
-        exact = ~(den > 1e-12)
-        zz[exact] = np.where(np.abs(diff[exact]) < 1e-9, 0.0, np.inf)
-        z[name] = zz
-    return Comparison(result, sim, z)
+    agreement = assess(result, sim)
+    return Comparison(result, sim, agreement.z, agreement)

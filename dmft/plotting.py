@@ -1,6 +1,7 @@
 """Figures of learning curves: one run (a DMFT :class:`~dmft.Result` or a
 :class:`~dmft.SimResult`), theory against simulation (a :class:`~dmft.compare.Comparison`),
-several schedules on one figure, and the paper's story (:func:`plot_story`).
+several schedules on one figure, the paper's story (:func:`plot_story`), and the calibration QQ
+plot of the validation suite (:func:`plot_calibration`).
 
 One convention in every figure (decisions recorded here):
 
@@ -10,7 +11,8 @@ One convention in every figure (decisions recorded here):
   shifted sideways by at most 0.15 step so that coinciding entries (Q11 and Q22 of a
   symmetric problem) stay visible, and entries differ in line style and marker too;
 * under each quantity a residual panel shows z = (DMFT - simulation) / combined standard error
-  at every step, with the agreement threshold |z| <= Z_MAX shaded;
+  at every step, shaded where |z| is below the raw |z| at which one entry alone would fail the
+  agreement test (``Comparison.z_max``, from :mod:`dmft.agreement`);
 * the columns are the quantities of the tables (:data:`QUANTITIES`): normalised overlaps
   M_jr / sqrt(Q_jj), the entries of Q, the train loss and the test error;
 * the title gives every parameter of the problem (ridge and label noise included) and of the
@@ -197,7 +199,7 @@ def panel_set(fig, comparisons, names=None, quantities=QUANTITIES):
         lim = max(zmax + 0.5, 1.1 * worst)
         zax.set_ylim(-lim, lim)
         zax.set_xlabel("step t")
-        zax.set_ylabel("z" if c else f"z  (shaded: |z| <= {zmax:g})", fontsize=8)
+        zax.set_ylabel("z" if c else f"z  (shaded: |z| <= {zmax:.2f})", fontsize=8)
         zax.grid(alpha=0.3)
         axes[q.name] = (ax, zax)
     return axes
@@ -346,4 +348,55 @@ def plot_story(main, schedules, path=None, fig=None):
     bottom.suptitle(f"(b) {' vs '.join(names)} GD:  {run_title(first.result)}  vs  "
                     f"{run_title(first.sim)}\n{title}", fontsize=9.5)
     style_legend(fig, where="outside lower center")
+    return finish(fig, path)
+
+
+def plot_calibration(cal, cases, z_normal, path=None, fig=None):
+    """QQ plots of the validation suite's calibration (:func:`dmft.agreement.calibration`).
+
+    Parameters
+    ----------
+    cal : Calibration
+        The suite's calibration test.
+    cases : list of str
+        Case names in the order of their sorted dispersion p-values (labels of the points).
+    z_normal : ndarray
+        The pooled signed normal-equivalent z-scores of all cases (steps t >= 1).
+    path : str, optional
+        Save the figure there (atomically).
+    fig : matplotlib Figure, optional
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    from scipy import stats
+    fig = new_figure(path, fig, (11, 4.6))
+    ax1, ax2 = fig.subplots(1, 2)
+    qq = cal.qq
+    if cal.n_cases:
+        ax1.fill_between(qq["expected"], qq["lower"], qq["upper"], color="0.85",
+                         label="95% band (pointwise)")
+        ax1.plot([0, 1], [0, 1], color="0.4", lw=0.8)
+        ax1.plot(qq["expected"], qq["observed"], "o", color="C0", label="cases")
+        for x, y, name in zip(qq["expected"], qq["observed"], cases):
+            ax1.annotate(name, (x, y), xytext=(4, -3), textcoords="offset points", fontsize=6)
+    ax1.set_xlabel("uniform quantile")
+    ax1.set_ylabel("dispersion p-value of a case (sorted)")
+    ax1.set_title(f"calibration test: Stouffer Z = {cal.statistic:.2f}, p = {cal.p_value:.3g}\n"
+                  f"({cal.n_cases} cases, level {cal.level:g})", fontsize=10)
+    ax1.legend(fontsize=8, loc="upper left")
+    z = np.sort(np.asarray(z_normal, dtype=float))
+    if len(z):
+        q = stats.norm.ppf((np.arange(1, len(z) + 1) - 0.5) / len(z))
+        ax2.plot(q, z, ".", ms=3, color="C1")
+        lim = max(4.0, float(np.abs(z).max()) + 0.3)
+        ax2.plot([-lim, lim], [-lim, lim], color="0.4", lw=0.8)
+    ax2.set_xlabel("N(0, 1) quantile")
+    ax2.set_ylabel("normal-equivalent z (all cases, steps t >= 1)")
+    ax2.set_title(f"pooled z-scores ({len(z)}); descriptive: correlated within a case,\n"
+                  "so they wander around the line more than independent ones", fontsize=10)
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+    fig.suptitle("Validation suite calibration", fontsize=11)
     return finish(fig, path)

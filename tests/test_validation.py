@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from dmft.validation import family_sigma, fit_c0
+from dmft.agreement import LEVEL
+from dmft.validation import fit_c0
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -18,14 +19,12 @@ def validate(out, *extra, env=None):
                           timeout=600, env={**os.environ, **(env or {})})
 
 
-def test_fit_and_family_sigma():
+def test_fit_c0():
     ds = np.array([250.0, 500.0, 1000.0])
     means = 0.3 + 2.0 / ds + np.zeros((4, 3))
     c0, e0 = fit_c0(ds, means, np.full((4, 3), 0.01))
     np.testing.assert_allclose(c0, 0.3, atol=1e-12)
     assert np.all(e0 > 0.01)                      # extrapolation costs precision
-    assert family_sigma(3.0, 1) == pytest.approx(3.0)
-    assert family_sigma(3.0, 100) < 2.0 < family_sigma(5.0, 100)
 
 
 @pytest.mark.slow
@@ -35,11 +34,17 @@ def test_quick_suite_passes_and_resumes(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     cases = summary["cases"]
     assert summary["passed"] and len(cases) >= 8
+    assert summary["level"] == LEVEL and summary["false_alarm_bound"] == (len(cases) + 1) * LEVEL
+    assert summary["calibration"]["p_value"] > LEVEL and summary["calibration"]["n_cases"] == \
+        len(cases)
     for name, c in cases.items():
-        assert c["passed"] and c["worst_z_all"] <= 3.5 and c["extrapolated_sigma"] <= 3
+        assert c["passed"] and c["p_value"] > c["level"] == LEVEL and c["method"] == "bootstrap"
+        assert 0 < c["power"] < 1 and 0 < c["dispersion_p"] <= 1
         assert (tmp_path / "cases" / f"{name}.png").stat().st_size > 10_000
+    assert (tmp_path / "calibration_qq.png").stat().st_size > 10_000
     report = (tmp_path / "report.md").read_text()
     assert "commit" in report and all(name in report for name in cases)
+    assert "family-wise p" in report and "Stouffer" in report
     # the required coverage (full settings, from the case files)
     probs = {n: c["problem"] for n, c in cases.items()}
     targets = {p["target"] for p in probs.values()}
@@ -75,12 +80,3 @@ def test_suite_fails_when_the_solver_is_broken(tmp_path, scale_memory):
 def test_bad_case_names(tmp_path):
     r = validate(tmp_path, "--cases", "nope")
     assert r.returncode == 2 and r.stderr.startswith("dmft: error: cases:")
-
-
-def test_normal_equivalent_of_t_distributed_z():
-    from dmft.validation import normal_equivalent
-    z = np.array([3.5, 2.0])
-    big = normal_equivalent(z, np.full(2, 0.01), 10 ** 7, np.full(2, 0.01), 10 ** 7)
-    np.testing.assert_allclose(big, z, rtol=1e-5)              # many dof: a normal deviate
-    few = normal_equivalent(z, np.full(2, 0.0), 31, np.full(2, 0.01), 23)
-    assert np.all(few < z) and few[0] > 3.0                    # 23 dof: heavier tails
