@@ -47,16 +47,18 @@ class Comparison:
                          for n in names))
 
     def worst_per_step(self, names=OBSERVABLES):
-        """Largest |z| at each step over the given observables, shape (T+1,)."""
-        return np.nanmax(np.concatenate([np.abs(self.z[n]) for n in names], axis=1), axis=1)
+        """Largest |z| at each step over the given observables, shape (T+1,); NaN at the steps
+        where no entry is finite (after a divergence)."""
+        return _rowmax(np.concatenate([np.abs(self.z[n]) for n in names], axis=1))
 
     def table(self):
         """Agreement table: worst |z| per observable and the step where it occurs."""
         lines = ["observable   worst|z|  at step", "-----------  --------  -------"]
         for n in OBSERVABLES:
-            a = np.abs(self.z[n])
-            t = int(np.nanargmax(np.nanmax(a, axis=1))) if np.isfinite(a).any() else 0
-            lines.append(f"{n:<11}  {np.nanmax(a):8.2f}  {t:7d}")
+            rows = _rowmax(np.abs(self.z[n]))
+            finite = np.isfinite(rows)
+            t = int(np.nanargmax(rows)) if finite.any() else 0
+            lines.append(f"{n:<11}  {rows[t] if finite.any() else np.nan:8.2f}  {t:7d}")
         lines.append(f"d = {self.sim.d}, {self.sim.n_seeds} seeds; DMFT {self.result.n_paths} "
                      f"paths.")
         lines.append(self.agreement.describe())
@@ -85,3 +87,10 @@ def compare(result, sim):
         raise ProblemError("sim", "the simulation was run for a different problem")
     agreement = assess(result, sim)
     return Comparison(result, sim, agreement.z, agreement)
+
+
+def _rowmax(a):
+    """Largest finite entry of each row of a (n, m) array; NaN for a row without one."""
+    fin = np.isfinite(a)
+    out = np.where(fin, a, -np.inf).max(axis=1)
+    return np.where(fin.any(axis=1), out, np.nan)

@@ -16,7 +16,7 @@ import string
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import dmft
@@ -213,11 +213,15 @@ def check_document(text, folder):
     assert sorted(os.listdir(folder)) == before, text
 
 
-def _run(prop, strategy, options, *args):
+def _run(prop, strategy, options, *args, examples=()):
+    """Run ``prop`` on generated values (and on the explicit ``examples`` first, so that both
+    outcomes of a property occur whatever the generator draws)."""
     @settings(**COMMON, **options)
     @given(strategy)
     def run(value):
         prop(value, *args)
+    for value in examples:
+        run = example(value)(run)
     run()
 
 
@@ -230,7 +234,7 @@ def quiet_cwd(tmp_path, monkeypatch):
 
 def _fuzz_targets(options, cwd):
     OUTCOMES.clear()
-    _run(lambda e: check_target(e), TARGETS, options)
+    _run(lambda e: check_target(e), TARGETS, options, examples=["tanh(z1 + He3(z2))", "z1 +"])
     _run(lambda e: check_target(e), _expressions(), options)
     assert OUTCOMES["target valid"] > 0 and OUTCOMES["target error"] > 0, OUTCOMES
     assert os.listdir(cwd) == []
@@ -239,8 +243,11 @@ def _fuzz_targets(options, cwd):
 def _fuzz_configs(options, cwd):
     OUTCOMES.clear()
     (cwd / "docs").mkdir()
-    _run(lambda t: check_document(document(t), cwd / "docs"), tables(), options)
-    _run(lambda t: check_document(t, cwd / "docs"), mutated(), options)
+    valid = {"problem": {"target": "tanh(z1)", "p": 2}, "solver": {"n_paths": 1000}}
+    _run(lambda t: check_document(document(t), cwd / "docs"), tables(), options,
+         examples=[valid, {"problem": 0}])
+    _run(lambda t: check_document(t, cwd / "docs"), mutated(), options,
+         examples=[document(valid), "[problem\n"])
     assert OUTCOMES["config valid"] > 0 and OUTCOMES["config error"] > 0, OUTCOMES
     assert os.listdir(cwd) == ["docs"]
 

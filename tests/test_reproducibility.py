@@ -156,13 +156,13 @@ def test_every_cli_output_is_written_atomically(tmp_path, monkeypatch, capsys):
     assert code in (0, 1)
     capsys.readouterr()
     written = _files(out) | _files(tmp_path / "val")
-    assert len(written) == 12
+    assert len(written) == 13
     assert written <= set(done), sorted(written - set(done))
     assert not [f for f in written if ".tmp-" in f]
     names = {os.path.basename(f) for f in written}
     for name in ("r_dmft.nc", "r_dmft.csv", "r_dmft.png", "r_sim.nc", "r_sim.png",
                  "r_compare.png", "r_compare.txt", "report.md", "summary.json", "tiny.json",
-                 "tiny.png"):
+                 "tiny.png", "calibration_qq.png"):
         assert name in names, name
 
 
