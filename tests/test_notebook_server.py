@@ -20,10 +20,15 @@ BIN = pathlib.Path(sys.executable).parent
 
 
 def test_make_notebook_target():
+    # under `make test` (CI) the parent make's MAKEFLAGS make this one print "make[1]: ..."
+    # directory lines: drop them and the environment's make variables
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
     r = subprocess.run(["make", "-n", "notebook"], cwd=ROOT, capture_output=True, text=True,
-                       timeout=60)
+                       timeout=60, env=env)
     assert r.returncode == 0, r.stderr
-    command = " ".join(r.stdout.replace("\\\n", " ").split("\n")[-2].split())
+    lines = [ln for ln in r.stdout.replace("\\\n", " ").split("\n")
+             if ln.strip() and not ln.startswith("make")]
+    command = " ".join(lines[-1].split())
     assert command.startswith(".venv/bin/jupyter lab --no-browser"), command
     assert "--notebook-dir=notebooks" in command
     assert re.search(r'pip install -q -e "\.\[test,notebook\]"', r.stdout) or \
