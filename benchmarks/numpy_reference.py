@@ -1,10 +1,10 @@
-"""A plain numpy implementation of the THEORY.md section 2 equations, kept as the baseline of the
+"""A plain numpy implementation of the discrete-time DMFT equations (docs: theory section 2), kept as the baseline of the
 performance benchmark (it is not used by the package).
 
 One pooled Monte Carlo over N paths, arrays (time, path, neuron): omega(t) drawn conditionally
 through the incremental block Cholesky factor of C_theta, the memory term from the g history,
 C_g and the Stein averages E[g(t) zeta(u)^T] by einsum over the whole history, R_g by the
-truncated back-solve of THEORY.md.  Vectorised over paths, as a careful numpy user would write it.
+truncated back-solve of eq. (3.17).  Vectorised over paths, as a careful numpy user would write it.
 """
 import numpy as np
 

@@ -3,7 +3,8 @@
 Public API: :class:`Problem`, :func:`solve` (DMFT) -> :class:`Result`, :func:`simulate`
 (finite-size GD) -> :class:`SimResult`, :func:`compare` -> :class:`Comparison`, :func:`load`,
 :class:`ProblemError` (bad input), :class:`DivergenceWarning` and :class:`KernelProjectionWarning`.
-The science is specified in THEORY.md (shared with the project).
+The science (conventions, equations, decisions) is documented in docs/theory/, whose
+numbered equations the docstrings cite as eq. (S.N).
 """
 from .version import __version__
 from .errors import DivergenceWarning, KernelProjectionWarning, ProblemError

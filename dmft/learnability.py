@@ -1,4 +1,4 @@
-"""Learnability of a target f*(z1..zk) by one-pass and batch-reusing GD (THEORY.md section 4).
+"""Learnability of a target f*(z1..zk) by one-pass and batch-reusing GD (docs: theory section 8).
 
 Expectations are tensor Gauss-Hermite sums over the k coordinates (``GRIDS`` nodes per
 coordinate, exact for polynomials of degree <= 2n - 1 in each), not Monte Carlo.  The nodes are

@@ -1,4 +1,4 @@
-"""Data-reuse schedules (THEORY.md section 3): which samples GD uses at each step.
+"""Data-reuse schedules (docs: theory section 4): which samples GD uses at each step.
 
 Accepted forms of ``Problem(schedule=...)``:
 

@@ -1,4 +1,4 @@
-"""DMFT against finite-size simulations (THEORY.md section 5: d -> infinity)."""
+"""DMFT against finite-size simulations (d -> infinity; docs: theory section 5)."""
 import numpy as np
 import pytest
 

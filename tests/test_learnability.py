@@ -1,4 +1,4 @@
-"""Tests of dmft.learnability (THEORY.md section 4) and of its DMFT cross-check.
+"""Tests of dmft.learnability (docs: theory section 8) and of its DMFT cross-check.
 
 Conventions used in the derivations below: c_alpha = E[f He_alpha(z)] / sqrt(alpha!); the
 information exponent (IE) is the lowest |alpha| >= 1 with c_alpha != 0; the leap (Abbe,

@@ -1,4 +1,4 @@
-"""Exact oracles of THEORY.md section 5: the first step and the linear (Marchenko-Pastur) case."""
+"""Exact oracles (docs: theory section 6): the first step and the linear (Marchenko-Pastur) case."""
 import numpy as np
 import pytest
 
@@ -56,7 +56,7 @@ def test_linear_oracle_marchenko_pastur(alpha, response):
 
 
 def test_linear_oracle_long_horizon_stein():
-    """THEORY.md's pitfall case (linear student, alpha = 0.5, ridge 0.1): GD converges, the
+    """The pitfall case of eq. (3.17) (linear student, alpha = 0.5, ridge 0.1): GD converges, the
     innovations of omega and g decay geometrically; the Stein estimator must stay on the
     exact curves over 40 steps."""
     alpha, eta, ridge, noise, T = 0.5, 0.2, 0.1, 0.25, 40

@@ -1,7 +1,14 @@
-"""Numbers do not move: the same seeds give bit-identical arrays to those stored at commit
-eb4b1ac, before the refactors (tests/data/make_reference.py wrote them)."""
+"""Numbers do not move: the same seeds give bit-identical arrays to those the code of commit
+eb4b1ac, before the refactors, wrote (tests/data/make_reference.py, one file per machine).
+
+Bit identity is a property of one machine and one set of libraries (OpenBLAS and Numba's code
+generation depend on the CPU): the arrays must equal those of the reference written on this
+machine (same fingerprint) bit for bit; on a machine without its own reference they must equal one
+of the stored references bit for bit or, failing that, agree to 1e-12 relative (a warning says so)."""
+import glob
 import os
 import runpy
+import warnings
 
 import numpy as np
 import pytest
@@ -9,22 +16,44 @@ import pytest
 import dmft
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REF = os.path.join(HERE, "data", "reference_v0.npz")
+REFS = sorted(glob.glob(os.path.join(HERE, "data", "reference_v0*.npz")))
 SPEC = runpy.run_path(os.path.join(HERE, "data", "make_reference.py"), run_name="spec")
+RTOL = 1e-12           # another machine: last-bit differences of BLAS and Numba's code
 
 
 @pytest.fixture(scope="module")
 def ref():
-    with np.load(REF) as z:
-        return {k: z[k] for k in z.files}
+    """The stored references, this machine's first (its fingerprint), and whether it has one."""
+    here = SPEC["fingerprint"]()
+    refs = []
+    for path in REFS:
+        with np.load(path) as z:
+            refs.append({k: z[k] for k in z.files})
+    refs.sort(key=lambda r: str(r.get("__fingerprint__", "")) != here)
+    return refs, str(refs[0].get("__fingerprint__", "")) == here
+
+
+def _compare(ref, pairs):
+    """pairs: (key, actual array).  Bit identity with this machine's reference if it has one,
+    else with any reference, else 1e-12 relative."""
+    refs, own = ref
+    candidates = refs[:1] if own else refs
+    for r in candidates:
+        if all(np.array_equal(a, r[k]) for k, a in pairs):
+            return
+    if own:
+        for k, a in pairs:
+            np.testing.assert_array_equal(a, refs[0][k], err_msg=k)
+    for k, a in pairs:
+        scale = float(np.max(np.abs(refs[0][k]), initial=0.0))
+        np.testing.assert_allclose(a, refs[0][k], rtol=RTOL, atol=RTOL * scale, err_msg=k)
+    warnings.warn("no reference written on this machine: compared to 1e-12 relative, not bit "
+                  "for bit (tests/data/make_reference.py adds one)")
 
 
 def _check(ref, name, obj, fields):
-    for f in fields:
-        for suffix in ("", "_err"):
-            key = f"{name}/{f}{suffix}"
-            np.testing.assert_array_equal(np.asarray(getattr(obj, f + suffix)), ref[key],
-                                          err_msg=key)
+    _compare(ref, [(f"{name}/{f}{s}", np.asarray(getattr(obj, f + s)))
+                   for f in fields for s in ("", "_err")])
 
 
 @pytest.mark.parametrize("name", sorted(SPEC["CASES"]))
@@ -33,8 +62,8 @@ def test_dmft_bit_identical(ref, name):
     res = dmft.solve(dmft.Problem(**pk), progress=False, **sk)
     _check(ref, name, res, ("M", "Q", "overlap", "train_loss", "C_theta", "R_theta", "C_g",
                             "R_g", "Psi"))
-    for f in ("M", "Q", "overlap", "train_loss"):
-        np.testing.assert_array_equal(res.replicas[f], ref[f"{name}/replica_{f}"])
+    _compare(ref, [(f"{name}/replica_{f}", res.replicas[f])
+                   for f in ("M", "Q", "overlap", "train_loss")])
 
 
 @pytest.mark.parametrize("name", ["sim", "sim_onepass"])

@@ -1,4 +1,4 @@
-"""Data-reuse schedules (THEORY.md section 3) in the DMFT and the simulator."""
+"""Data-reuse schedules (docs: theory section 4) in the DMFT and the simulator."""
 import numpy as np
 import pytest
 

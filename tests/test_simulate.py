@@ -102,7 +102,7 @@ def test_save_load_round_trip(tmp_path):
 
 
 def test_direct_run_matches_numpy_gd():
-    """One seed against a transparent numpy re-implementation of THEORY.md section 1."""
+    """One seed against a transparent numpy re-implementation of the conventions of docs theory section 1."""
     pr = dmft.Problem("z1 + 0.5 * z1 * z2", p=2, activation="tanh", alpha=1.5, eta=0.3,
                       ridge=0.05, noise=0.1, steps=4)
     d = 150

@@ -1,7 +1,15 @@
 """Reference arrays of the default model (fixed readout, square loss, unconstrained GD), written
-at commit eb4b1ac, before the architecture and model changes: `python tests/data/make_reference.py
-tests/data/reference_v0.npz`.  tests/test_reference.py checks that the same seeds still give
-bit-identical arrays.  Regenerate only for an intended, documented change of numbers."""
+by the code of commit eb4b1ac, before the architecture and model changes:
+`PYTHONPATH=<checkout of eb4b1ac> python tests/data/make_reference.py tests/data/reference_v0_<machine>.npz`.
+tests/test_reference.py checks that the same seeds still give bit-identical arrays.
+
+Bit identity holds on one machine and one set of libraries: OpenBLAS picks its kernels by CPU and
+Numba compiles for the host CPU, so another CPU moves the last bit of some sums.  Each file
+records the fingerprint of the machine that wrote it (:func:`fingerprint`); the test demands bit
+identity against the file whose fingerprint is the running machine's (or, failing that, bit
+identity with one of the files, else agreement to 1e-12 relative).  Regenerate only for an intended,
+documented change of numbers, or add a file for a new machine from the old code."""
+import platform
 import sys
 import numpy as np
 import dmft
@@ -33,8 +41,23 @@ SIM_ONEPASS = (dict(target="He3(z1)", p=1, activation="tanh", alpha=1.5, eta=0.5
                     schedule="one-pass"), dict(d=150, n_seeds=2, seed=8, n_jobs=1, n_test=1000))
 
 
+def fingerprint():
+    """The CPU model and the versions that decide the last bits: numpy, its BLAS, numba."""
+    import numba
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"] \
+        if np.lib.NumpyVersion(np.__version__) >= "1.26.0" else {}
+    return (f"{cpu} | numpy {np.__version__} | blas {blas.get('name', '?')} "
+            f"{blas.get('version', '?')} | numba {numba.__version__}")
+
+
 def main(path):
-    out = {}
+    out = {"__fingerprint__": np.array(fingerprint())}
     for name, (pk, sk) in CASES.items():
         r = dmft.solve(dmft.Problem(**pk), progress=False, **sk)
         for f in ("M", "Q", "overlap", "train_loss", "test_error", "C_theta", "R_theta", "C_g",
