@@ -56,12 +56,10 @@ def mean_err(x):
 class Curves:
     """Learning curves with standard errors and the diagnostics of the run that made them.
 
-    The common base of :class:`~dmft.Result` (the DMFT) and :class:`~dmft.SimResult` (the
-    finite-size simulation); built by :func:`dmft.solve`, :func:`dmft.simulate` or
-    :func:`dmft.load`, not directly.  T = ``problem.steps``.  Every observable ``X`` is a mean
-    (over the DMFT's replicas, eq. (5.1), or over the simulation's seeds) and comes with
-    ``X_err``, the standard error of that mean, of the same shape.  Entries after the last
-    completed step (:attr:`steps_completed`) are NaN.  All quantities are dimensionless.
+    The base of :class:`~dmft.Result` (DMFT) and :class:`~dmft.SimResult` (simulation).
+    T = ``problem.steps``.  Every observable ``X`` is a mean (over the DMFT's replicas,
+    eq. (5.1), or the simulation's seeds) with ``X_err``, the standard error of that mean, of
+    the same shape; NaN after the last completed step (:attr:`steps_completed`).
 
     Attributes
     ----------
@@ -219,13 +217,10 @@ class Curves:
 class Result(Curves):
     """Solution of the DMFT, as returned by :func:`dmft.solve`.
 
-    Replica means and standard errors (eq. (5.1)) of the order parameters and losses (the
-    attributes of :class:`~dmft.result.Curves`: ``t``, ``M``, ``Q``, ``overlap``,
-    ``train_loss``, ``test_error`` with their ``_err``, ``problem``, ``seed``, ``version``,
-    ``status``, ``message``), the two-time kernels of the DMFT, the per-replica curves and the
-    solver's diagnostics.  T = ``problem.steps``; entries after the last completed step are
-    NaN.  ``timings`` (seconds): ``compile`` the time spent compiling Numba kernels (0 when
-    they were loaded from the cache), ``total`` the run without it, ``sample_side`` and
+    The curves of :class:`~dmft.result.Curves` (replica means and standard errors, eq. (5.1)),
+    the two-time kernels, the per-replica curves and the solver's diagnostics; T =
+    ``problem.steps``.  ``timings`` (seconds): ``compile`` the time spent compiling Numba
+    kernels (0 when loaded from the cache), ``total`` the run without it, ``sample_side`` and
     ``weight_side`` its two parts.
 
     Attributes
@@ -361,12 +356,10 @@ class Result(Curves):
 class SimResult(Curves):
     """Finite-size simulation of gradient descent, as returned by :func:`dmft.simulate`.
 
-    Means over S independent seeds (data, teacher and initial weights) and their standard
-    errors (the attributes of :class:`~dmft.result.Curves`: ``t``, ``M``, ``Q``, ``overlap``,
-    ``train_loss``, ``test_error`` with their ``_err``, ``problem``, ``seed``, ``version``,
-    ``status``, ``message``), the per-seed curves and the run's settings.  T =
-    ``problem.steps``.  ``status`` is "diverged" when any seed diverged; ``timings``:
-    ``total`` (seconds) and ``n_jobs`` (the number of processes used).
+    The curves of :class:`~dmft.result.Curves` (means over S independent seeds of data,
+    teacher and initial weights, and their standard errors), the per-seed curves and the
+    run's settings; T = ``problem.steps``.  ``status`` is "diverged" when any seed diverged;
+    ``timings``: ``total`` (seconds) and ``n_jobs`` (the number of processes used).
 
     Attributes
     ----------
