@@ -197,8 +197,8 @@ class OptionSet:
     """An ordered, named collection of :class:`Option`: the options of one function
     (:data:`SOLVER`, :data:`SIMULATION`).
 
-    Iterating gives the options in declaration order; ``options[name]`` and ``name in
-    options`` look one up by name.
+    Iterating gives the options in declaration order; ``SOLVER[name]`` and ``name in SOLVER``
+    look one up by name.
 
     Parameters
     ----------
