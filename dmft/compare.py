@@ -18,10 +18,28 @@ from .errors import ProblemError
 
 @dataclass(eq=False)
 class Comparison:
-    """z-scores of a DMFT :class:`~dmft.Result` against a :class:`~dmft.SimResult`:
-    ``z[name]`` has shape (T+1, entries) (:func:`~dmft.compare.entries`) for each of
-    :data:`~dmft.compare.OBSERVABLES`; ``agreement`` is the verdict of the agreement criterion
-    (:class:`~dmft.agreement.Agreement`: ``passed``, ``p_value``, ``power``, ...)."""
+    """z-scores of a DMFT :class:`~dmft.Result` against a :class:`~dmft.SimResult` of the same
+    problem, and the verdict of the agreement criterion; made by :func:`dmft.compare`.
+
+    T = ``problem.steps``.  Step 0 (the initial condition) is reported but not tested.
+
+    Attributes
+    ----------
+    result : Result
+        The DMFT side.
+    sim : SimResult
+        The simulation side.
+    z : dict of str to ndarray
+        For each name of :data:`~dmft.compare.OBSERVABLES` ("M", "Q", "train_loss",
+        "test_error"), the signed z-scores of eq. (5.3),
+        ``(DMFT - simulation) / sqrt(err_DMFT^2 + err_sim^2)``, of shape (steps+1, n): the n
+        independent entries of :func:`~dmft.compare.entries` (M's p x k entries, Q's upper
+        triangle, one for a loss) at every step.  Entries exact on both sides (M and Q at
+        t = 0) are 0 when they agree to 1e-9, inf otherwise; NaN after a divergence.
+    agreement : dmft.agreement.Agreement
+        The outcome of the family-wise agreement test over all entries and steps t >= 1
+        (``passed``, ``p_value``, ``power``, ...).
+    """
 
     result: object
     sim: object
@@ -42,17 +60,49 @@ class Comparison:
 
     def worst(self, names=OBSERVABLES):
         """Largest raw |z| over the given observables and all steps (NaN-aware); descriptive,
-        the verdict is ``agreement``."""
+        the verdict is ``agreement``.
+
+        Parameters
+        ----------
+        names : iterable of str, default :data:`~dmft.compare.OBSERVABLES`
+            Keys of ``z``.
+
+        Returns
+        -------
+        float
+            The largest |z| over the entries and steps t = 0..T of these observables (inf
+            where exact entries disagree); NaN entries are ignored, and an observable without
+            a finite entry counts as 0.
+        """
         return float(max(np.nanmax(np.abs(self.z[n])) if np.isfinite(self.z[n]).any() else 0.0
                          for n in names))
 
     def worst_per_step(self, names=OBSERVABLES):
-        """Largest |z| at each step over the given observables, shape (T+1,); NaN at the steps
-        where no entry is finite (after a divergence)."""
+        """Largest raw |z| at each step over the given observables.
+
+        Parameters
+        ----------
+        names : iterable of str, default :data:`~dmft.compare.OBSERVABLES`
+            Keys of ``z``.
+
+        Returns
+        -------
+        ndarray, shape (steps+1,)
+            At each step t, the largest |z| over the entries of these observables; NaN at the
+            steps where no entry is finite (after a divergence).
+        """
         return _rowmax(np.concatenate([np.abs(self.z[n]) for n in names], axis=1))
 
     def table(self):
-        """Agreement table: worst |z| per observable and the step where it occurs."""
+        """Agreement table: worst |z| per observable and the step where it occurs.
+
+        Returns
+        -------
+        str
+            One line per observable (its largest |z| over the entries and the first step
+            where it occurs), the sizes of both sides (d, seeds, paths) and the verdict of the
+            agreement criterion (``Agreement.describe()``), joined by newlines.
+        """
         lines = ["observable   worst|z|  at step", "-----------  --------  -------"]
         for n in OBSERVABLES:
             rows = _rowmax(np.abs(self.z[n]))
@@ -65,7 +115,22 @@ class Comparison:
         return "\n".join(lines)
 
     def plot(self, path=None, fig=None):
-        """Overlay figure (DMFT bands, simulation error bars); saved to ``path`` if given."""
+        """Overlay figure: DMFT lines with +-2 standard-error bands, simulation means with +-2
+        standard-error bars, and the z-scores of every entry under each quantity.
+
+        Parameters
+        ----------
+        path : str or path-like, optional
+            Save the figure there (atomically; format from the extension, PNG by default).
+        fig : matplotlib.figure.Figure, optional
+            Draw into this figure instead of a new one.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            The figure; its axes carry the quantity's name as their label
+            (``ax.get_label()``; ``NAME_z`` for the residual panels).
+        """
         from .plotting import plot_comparison
         return plot_comparison(self, path=path, fig=fig)
 

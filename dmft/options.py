@@ -33,12 +33,39 @@ def draw_seed():
 
 @dataclass(frozen=True)
 class Option:
-    """One option: ``kind`` is "int", "float", "choice", "seed", "progress" or "object".
+    """One option of :func:`dmft.solve` or :func:`dmft.simulate`: its declaration, from which
+    the keyword argument, the config key, the command-line flag and their checks all follow.
 
-    ``minimum``/``maximum`` bound numbers (``open_max``: the maximum excluded); ``choices``
-    lists the values of a "choice"; ``toml``/``cli``: settable in a config table / by a
-    command-line flag; ``sweep``: may be swept by ``dmft sweep --param``; ``numbers``: changes
-    the numbers computed (so it is part of a sweep point's hash)."""
+    Attributes
+    ----------
+    name : str
+        The keyword argument and the config key, e.g. ``"n_paths"`` (the flag is
+        :attr:`flag`).
+    kind : {"int", "float", "choice", "seed", "progress", "object"}
+        What the values are: an integer or a real number within ``minimum`` and ``maximum``,
+        one of ``choices``, a seed (an integer >= 0, or None to draw one), a progress setting
+        (True, False or "auto"), or any Python object (not checked).
+    default : object
+        The value when the option is not given (None where the value is drawn or derived at
+        run time, e.g. ``seed``).
+    doc : str
+        One line of documentation (the Parameters entry of the function, the flag's help).
+    choices : tuple of str, default ()
+        The allowed values of a "choice".
+    minimum, maximum : float or None, default None
+        Bounds of an "int" or "float" (inclusive; None: unbounded).
+    open_max : bool, default False
+        Whether ``maximum`` itself is excluded (a "float").
+    toml : bool, default True
+        Whether it may be set in a config table (``[solver]``, ``[simulation]``).
+    cli : bool, default True
+        Whether it has a command-line flag.
+    sweep : bool, default False
+        Whether ``dmft sweep --param`` may vary it.
+    numbers : bool, default True
+        Whether it changes the numbers computed (so that it is part of a sweep point's hash);
+        False for settings such as ``progress`` or ``n_jobs``.
+    """
 
     name: str
     kind: str
@@ -54,7 +81,26 @@ class Option:
     numbers: bool = True
 
     def check(self, value):
-        """The value, checked and converted (``ProblemError`` naming the option)."""
+        """Check a value of the option and convert it to its canonical type.
+
+        Parameters
+        ----------
+        value : object
+            A value from Python, a config or a sweep.  None is accepted as is when the
+            default is None; an "object" is not checked.
+
+        Returns
+        -------
+        object
+            The value: an int for "int" and "seed" (a float with an integral value is
+            accepted), a float for "float", the string for "choice", a bool or "auto" for
+            "progress".
+
+        Raises
+        ------
+        ProblemError
+            Naming the option, when the value has the wrong type or is out of range.
+        """
         name = self.name
         if self.kind == "object" or (value is None and self.default is None):
             return value
@@ -84,8 +130,25 @@ class Option:
         raise AssertionError(self.kind)
 
     def parse(self, text):
-        """Convert a command-line string (e.g. ``1e6`` or ``1_000_000`` for an integer), then
-        :meth:`check` it."""
+        """Convert a command-line string to a value of the option, then :meth:`check` it.
+
+        Parameters
+        ----------
+        text : str
+            The flag's argument: for "int" and "seed" an integer, also written ``1e6`` or
+            ``1_000_000``; for "float" a number; for "progress" true, yes, 1, false, no, 0 or
+            auto (any case); otherwise the value itself.  Surrounding spaces are ignored.
+
+        Returns
+        -------
+        object
+            The checked value, as returned by :meth:`check`.
+
+        Raises
+        ------
+        ProblemError
+            Naming the option, when the text is not a value of its kind or is out of range.
+        """
         t = text.strip()
         if self.kind in ("int", "seed"):
             digits = t.replace("_", "")
@@ -117,14 +180,33 @@ class Option:
         return "--" + self.name.replace("_", "-")
 
     def describe(self):
-        """One line: the doc, the allowed values and the default."""
+        """One line for help texts: the doc, the allowed values and the default.
+
+        Returns
+        -------
+        str
+            ``doc``, then the choices of a "choice" in parentheses, separated by ``|``, and
+            ``; default X`` (X the ``repr`` of the default) unless the default is None.
+        """
         allowed = f" ({' | '.join(self.choices)})" if self.choices else ""
         default = "" if self.default is None else f"; default {self.default!r}"
         return f"{self.doc}{allowed}{default}"
 
 
 class OptionSet:
-    """An ordered, named collection of :class:`Option` (``SOLVER``, ``SIMULATION``)."""
+    """An ordered, named collection of :class:`Option`: the options of one function
+    (:data:`SOLVER`, :data:`SIMULATION`).
+
+    Iterating gives the options in declaration order; ``SOLVER[name]`` and ``name in SOLVER``
+    look one up by name.
+
+    Parameters
+    ----------
+    table : str
+        The config table of these options (``"solver"``, ``"simulation"``), used in messages.
+    options : iterable of Option
+        The declarations, in the order of the function's signature.
+    """
 
     def __init__(self, table, options):
         self.table = table
@@ -140,17 +222,55 @@ class OptionSet:
         return name in self.options
 
     def names(self, **where):
-        """Names of the options whose attributes match ``where`` (e.g. ``sweep=True``)."""
+        """Names of the options whose attributes have the given values.
+
+        Parameters
+        ----------
+        **where
+            Attribute of :class:`Option` -> required value, e.g. ``sweep=True``; none: every
+            option.
+
+        Returns
+        -------
+        tuple of str
+            The names, in declaration order.
+        """
         return tuple(o.name for o in self if all(getattr(o, k) == v for k, v in where.items()))
 
     def defaults(self):
-        """{name: default} of every option."""
+        """The default of every option.
+
+        Returns
+        -------
+        dict
+            Option name -> default, in declaration order (None where the value is drawn or
+            derived at run time).
+        """
         return {o.name: o.default for o in self}
 
     def complete(self, problem, values):
-        """Every option's value for ``problem``: the defaults, updated by ``values`` checked
-        against their declarations (ProblemError naming the option; ``problem`` must be a
-        :class:`~dmft.Problem`)."""
+        """Every option's value for a problem: the defaults, updated by the given values
+        checked against their declarations (:meth:`check`).
+
+        Parameters
+        ----------
+        problem : Problem
+            The problem the options are for (checks that involve it are made by
+            :func:`dmft.solver.solver_settings` and :func:`dmft.simulate.simulation_settings`).
+        values : dict
+            Option name -> value, for the options given.
+
+        Returns
+        -------
+        dict
+            Option name -> value for every option, in declaration order.
+
+        Raises
+        ------
+        ProblemError
+            When ``problem`` is not a :class:`~dmft.Problem` (naming ``problem``), or naming
+            an unknown option or a bad value.
+        """
         from .problem import Problem
         if not isinstance(problem, Problem):
             raise ProblemError("problem", f"expected a dmft.Problem, got "
@@ -160,8 +280,27 @@ class OptionSet:
         return out
 
     def check(self, values, where=None):
-        """Check a dict of option values (unknown names are an error; ``where`` says in the
-        message where they came from, e.g. "[solver] table"); returns the converted dict."""
+        """Check a dict of option values, each by :meth:`Option.check`.
+
+        Parameters
+        ----------
+        values : dict
+            Option name -> value.
+        where : str, optional
+            Where the values came from, for the message on an unknown name, e.g.
+            ``"[solver] table"`` (then only the options settable in a config are listed as
+            known); default ``"<table> option"``, e.g. "solver option".
+
+        Returns
+        -------
+        dict
+            Option name -> converted value, for the names of ``values`` only.
+
+        Raises
+        ------
+        ProblemError
+            Naming the first unknown option, or an option with a bad value.
+        """
         where = where or f"{self.table} option"
         out = {}
         for key, value in values.items():
@@ -172,15 +311,44 @@ class OptionSet:
         return out
 
     def signature(self, first="problem"):
-        """An ``inspect.Signature`` (problem, then every option as a keyword with its
-        default) for the function these options serve."""
+        """The signature of the function these options serve (set as its
+        ``__signature__``, e.g. ``solve.__signature__ = SOLVER.signature()``).
+
+        Parameters
+        ----------
+        first : str, default "problem"
+            Name of the one positional-or-keyword parameter.
+
+        Returns
+        -------
+        inspect.Signature
+            ``first``, then every option as a keyword-only parameter with its default, in
+            declaration order, e.g. ``(problem, *, n_paths=200000, seed=None, ...)``.
+        """
         params = [inspect.Parameter(first, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
         params += [inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=o.default)
                    for o in self]
         return inspect.Signature(params)
 
     def numpydoc(self, indent="    "):
-        """The options as numpydoc Parameters entries."""
+        """The options as entries of a numpydoc Parameters section (they replace the
+        ``{options}`` placeholder of the docstrings of :func:`dmft.solve` and
+        :func:`dmft.simulate`).
+
+        Parameters
+        ----------
+        indent : str, default four spaces
+            Indentation of each entry's first line; its description is indented four more.
+
+        Returns
+        -------
+        str
+            Two lines per option, in declaration order, joined by newlines:
+            ``{indent}name : type, default value`` (the type "int", "float", "int or None"
+            for a seed, "bool or 'auto'", "object or None", or the set of choices, e.g.
+            ``{'stein', 'pathwise'}``; the default as its ``repr``), then
+            ``{indent}    doc``.
+        """
         kinds = {"int": "int", "float": "float", "seed": "int or None",
                  "progress": "bool or 'auto'", "object": "object or None"}
         lines = []

@@ -1,4 +1,5 @@
-"""`Problem`: the learning problem of THEORY.md section 1, validated once at construction.
+"""`Problem`: the learning problem of section 1 of the theory documentation (eqs. (1.1)-(1.7)),
+validated once at construction.
 
 Shapes (defined once, used everywhere):
 
@@ -41,28 +42,39 @@ def default_second_layer(p):
 
 
 class Problem:
-    """A two-layer-network learning problem (THEORY.md section 1).
+    """A two-layer-network learning problem: data, target, student and GD step, eqs. (1.1)-(1.7).
+
+    Every argument is validated here, once (a bad value raises :class:`~dmft.ProblemError`
+    naming it), and stored under its own name; ``a``, ``M0``, ``Q0`` and ``k`` left at None are
+    derived (from ``p`` and the target) and derived again by :meth:`replace`.  Two problems are
+    equal when their :meth:`to_dict` are.
 
     Parameters
     ----------
     target : str
-        Expression of ``z1..zk`` (see :mod:`dmft.targets`), e.g. ``"tanh(z1 + He3(z2))"``.
+        Expression of ``z1..zk`` (see :mod:`dmft.targets`), e.g. ``"tanh(z1 + He3(z2))"``: the
+        function f* of the label ``y = f*(z*) + sqrt(Delta) eps``, eq. (1.2).
     p : int
         Student width, 1 <= p <= MAX_WIDTH (1000).
     activation : str
-        Name in :data:`dmft.activations.ACTIVATIONS`.
+        Name in :data:`dmft.activations.ACTIVATIONS` (default ``"relu"``): sigma of the
+        student, eq. (1.3).
     a : array (p,) or None
-        Second layer; None means +-1/sqrt(p) alternating.
+        Fixed second layer, eq. (1.3); None means +-1/sqrt(p) alternating (+, -, +, ...).
     alpha, eta : float > 0
-        Sample ratio n/d and learning rate.
+        Sample ratio n/d, eq. (1.1), and learning rate of the GD step, eq. (1.5).
     ridge : float >= 0
-        Weight decay lambda: ``W <- (1 - eta*lambda) W - eta * grad``.
+        Weight decay lambda: ``W <- (1 - eta*lambda) W - eta * grad``, the gradient summed over
+        the samples used at the step, eq. (1.5).
     noise : float >= 0
         Label-noise variance Delta.
     steps : int >= 1
         Number of GD steps T; observables are returned at t = 0..T.
-    M0 : array (p, k) or None;  Q0 : array (p, p) or None
-        Initial overlaps; ``Q0 - M0 M0^T`` must be positive semi-definite.
+    M0 : array (p, k) or None
+        Initial student-target overlaps M(0), eq. (1.7); None means zeros.
+    Q0 : array (p, p) or None
+        Initial Gram matrix Q(0), symmetric, eq. (1.7); None means the identity.
+        ``Q0 - M0 M0^T`` (the covariance C0 of theta(0)) must be positive semi-definite.
     k : int or None
         Number of target directions; defaults to the largest index used in ``target`` (at least 1).
     schedule : str
@@ -116,7 +128,9 @@ class Problem:
     # ------------------------------------------------------------------ derived
     @property
     def alpha_tot(self):
-        """Size over d of all the data used over steps 0..T (THEORY.md section 3)."""
+        """Size over d of all the data used over steps 0..T, eqs. (4.1), (4.6): ``alpha`` for
+        multi-pass and mini-batch, ``alpha * n_b`` for reuse-R (n_b batches), ``alpha * (T+1)``
+        for one-pass."""
         return self.plan.alpha_tot(self.alpha, self.steps)
 
     @property
@@ -125,8 +139,26 @@ class Problem:
         return self.Q0 - self.M0 @ self.M0.T
 
     def labels(self, z, xi):
-        """Labels y = f*(z) + sqrt(noise) xi for latent samples ``z`` (n, k) and standard
-        normals ``xi`` (n,); ProblemError on ``target`` where f* is not finite."""
+        """Labels ``y = f*(z) + sqrt(noise) xi`` of eq. (1.2).
+
+        Parameters
+        ----------
+        z : ndarray, shape (n, k)
+            Latent target coordinates ``z*`` of n samples (standard normal).
+        xi : ndarray, shape (n,)
+            Standard normal label noise (multiplied by ``sqrt(noise)``).
+
+        Returns
+        -------
+        ndarray, shape (n,)
+            The labels.
+
+        Raises
+        ------
+        ProblemError
+            On ``target`` when f* is not finite at some of the ``z`` (e.g. the log of a
+            negative number).
+        """
         fz = self.target(z)
         bad = int(np.sum(~np.isfinite(fz)))
         if bad:
@@ -136,7 +168,15 @@ class Problem:
         return fz + math.sqrt(self.noise) * xi
 
     def to_dict(self):
-        """JSON-serialisable dict that :meth:`from_dict` turns back into an equal Problem."""
+        """The problem as a JSON-serialisable dict that :meth:`from_dict` turns back into an
+        equal Problem.
+
+        Returns
+        -------
+        dict
+            Every field of the constructor (``target`` as its expression, ``a``, ``M0`` and
+            ``Q0`` as nested lists, derived values included).
+        """
         return {
             "target": self.target.expr, "p": self.p, "activation": self.activation,
             "a": self.a.tolist(), "alpha": self.alpha, "eta": self.eta, "ridge": self.ridge,
@@ -146,6 +186,24 @@ class Problem:
 
     @classmethod
     def from_dict(cls, d):
+        """Build a Problem from a dict of constructor arguments (:meth:`to_dict`, a config's
+        ``[problem]`` table).
+
+        Parameters
+        ----------
+        d : dict
+            Field name -> value; ``target`` is required, the other fields are optional and
+            take the constructor's defaults.
+
+        Returns
+        -------
+        Problem
+
+        Raises
+        ------
+        ProblemError
+            When ``d`` is not a dict, lacks ``target``, has an unknown field or a bad value.
+        """
         if not isinstance(d, dict):
             raise ProblemError("problem", "expected a table of problem fields")
         known = set(FIELDS)
@@ -158,12 +216,32 @@ class Problem:
         return cls(**d)
 
     def to_json(self):
-        """The problem as a JSON string (see :meth:`to_dict`)."""
+        """The problem as a JSON string.
+
+        Returns
+        -------
+        str
+            ``json.dumps`` of :meth:`to_dict`.
+        """
         return json.dumps(self.to_dict())
 
     def replace(self, **changes):
-        """A new Problem with some fields changed.  Fields that were derived (a, M0, Q0, k left
-        at None) are derived again, so ``replace(p=3)`` or ``replace(target=...)`` work."""
+        """A new Problem with some fields changed.
+
+        Fields that were derived (``a``, ``M0``, ``Q0``, ``k`` left at None) are derived again,
+        so ``replace(p=3)`` or ``replace(target=...)`` work; fields given explicitly are kept
+        unless changed.
+
+        Parameters
+        ----------
+        **changes
+            New values of constructor arguments, by name (validated as by the constructor).
+
+        Returns
+        -------
+        Problem
+            A new problem; this one is unchanged.
+        """
         d = self.to_dict()
         for name in ("a", "M0", "Q0", "k"):
             if name not in self._given:

@@ -54,8 +54,49 @@ def mean_err(x):
 
 @dataclass(eq=False, kw_only=True)
 class Curves:
-    """Learning curves with standard errors and the diagnostics of the run that made them
-    (the base of :class:`Result` and :class:`SimResult`; see the module docstring)."""
+    """Learning curves with standard errors and the diagnostics of the run that made them.
+
+    The base of :class:`~dmft.Result` (DMFT) and :class:`~dmft.SimResult` (simulation).
+    T = ``problem.steps``.  Every observable ``X`` is a mean (over the DMFT's replicas,
+    eq. (5.1), or the simulation's seeds) with ``X_err``, the standard error of that mean, of
+    the same shape; NaN after the last completed step (:attr:`steps_completed`).
+
+    Attributes
+    ----------
+    problem : Problem
+        The learning problem that was solved or simulated.
+    t : ndarray of int, shape (steps+1,)
+        The steps 0, 1, ..., T at which the curves are given (step t: the weights W(t) after
+        t updates).
+    M, M_err : ndarray, shape (steps+1, p, k)
+        Student-target overlaps ``M(t) = W(t) W*^T / d`` (``M[t, j, r]`` for neuron j and
+        target direction r), eq. (1.6), and their standard errors.
+    Q, Q_err : ndarray, shape (steps+1, p, p)
+        Gram matrix of the student ``Q(t) = W(t) W(t)^T / d``, eq. (1.6), and its standard
+        error.
+    overlap, overlap_err : ndarray, shape (steps+1, p, k)
+        Normalised overlaps ``m_jr(t) = M_jr(t) / sqrt(Q_jj(t))``, eq. (1.6), the cosine between
+        neuron j and target direction r (the mean of the per-replica or per-seed ratios), and
+        their standard errors.
+    train_loss, train_loss_err : ndarray, shape (steps+1,)
+        Train loss, eq. (1.8): the mean of ``(yhat - y)^2 / 2`` over the samples used at step
+        t, with the weights W(t) before the update, and its standard error.
+    test_error, test_error_err : ndarray, shape (steps+1,)
+        Test error, eq. (1.9): the population loss on a fresh sample, label noise included,
+        and its standard error.
+    seed : int
+        The root seed of every random draw (drawn from the operating system's entropy when
+        the run was given ``seed=None``); the same seed and options reproduce the result.
+    version : str
+        The version of ``dmft`` that computed the result.
+    status : {"ok", "diverged"}
+        "ok" when every step completed (see :attr:`ok`).
+    message : str
+        Why the run stopped early, with the step (empty when ``status`` is "ok").
+    timings : dict of str to float
+        Wall-clock times in seconds; the keys are given by :class:`~dmft.Result` and
+        :class:`~dmft.SimResult`.
+    """
 
     KIND: ClassVar[str] = ""
     problem: Problem = attr("problem")
@@ -150,8 +191,22 @@ class Curves:
         return plot_result(self, path=path, fig=fig)
 
     def warn_if_failed(self, what):
-        """Issue the DivergenceWarning of a run that stopped early (``what``: the words before
-        the message, e.g. "DMFT diverged")."""
+        """Issue the :class:`~dmft.DivergenceWarning` of a run that stopped early; nothing if
+        ``status`` is "ok".
+
+        The warning reads ``"{what} ({message}); steps 0..S kept, later steps are NaN"``, S the
+        last completed step (:attr:`steps_completed`), or ends with "no step completed".
+
+        Parameters
+        ----------
+        what : str
+            The words that open the warning, e.g. ``"DMFT diverged"``.
+
+        Warns
+        -----
+        DivergenceWarning
+            When ``status`` is not "ok".
+        """
         if not self.ok:
             kept = f"steps 0..{self.steps_completed} kept, later steps are NaN" \
                 if self.steps_completed >= 0 else "no step completed"
@@ -160,11 +215,50 @@ class Curves:
 
 @dataclass(eq=False, kw_only=True)
 class Result(Curves):
-    """Solution of the DMFT: replica means and standard errors (module docstring), the
-    kernels, the per-replica curves and the solver's diagnostics (``residuals``, ``timings``
-    in seconds, ``status`` and ``message``).  ``timings``: ``compile`` the time spent compiling
-    Numba kernels (0 when they were loaded from the cache), ``total`` the run without it,
-    ``sample_side`` and ``weight_side`` its two parts."""
+    """Solution of the DMFT, as returned by :func:`dmft.solve`.
+
+    The curves of :class:`~dmft.result.Curves` (replica means and standard errors, eq. (5.1)),
+    the two-time kernels, the per-replica curves and the solver's diagnostics; T =
+    ``problem.steps``.  ``timings`` (seconds): ``compile`` the time spent compiling Numba
+    kernels (0 when loaded from the cache), ``total`` the run without it, ``sample_side`` and
+    ``weight_side`` its two parts.
+
+    Attributes
+    ----------
+    C_theta, C_theta_err : ndarray, shape (steps+1, steps+1, p, p)
+        Weight-side covariance ``C_theta(t, s) = E[theta(t) theta(s)^T]``, eq. (2.7), the
+        two-time Gram matrix of the weights orthogonal to the target (also the covariance of
+        the sample side's field omega, eq. (2.8)); ``C_theta[t, s]``.
+    R_theta, R_theta_err : ndarray, shape (steps+1, steps+1, p, p)
+        Weight-side response ``R_theta(t, s) = dtheta(t) / dxi(s)``, eqs. (2.5), (2.6), zero for
+        s >= t.
+    C_g, C_g_err : ndarray, shape (steps+1, steps+1, p, p)
+        Sample-side covariance ``C_g(t, s) = E[g(t) g(s)^T]`` of the gradient g of a sample's
+        loss with respect to its pre-activations, eq. (2.10).
+    R_g, R_g_err : ndarray, shape (steps+1, steps+1, p, p)
+        Sample-side response ``R_g(t, s) = E[dg(t) / domega(s)]``, eq. (2.10), zero for s > t;
+        ``R_g[t, t]`` is the curvature.
+    Psi, Psi_err : ndarray, shape (steps+1, p, p)
+        Response of theta(t) to the initial condition, ``Psi(t) = dtheta(t) / dtheta(0)``,
+        eq. (2.4).  With ``response="stein"``, R_theta, R_g and Psi are reconstructed for
+        reporting (eq. (3.17)); the dynamics never uses them.
+    replicas : dict of str to ndarray
+        The per-replica curves from which means and errors are formed: ``"M"`` and
+        ``"overlap"`` of shape (G, steps+1, p, k), ``"Q"`` (G, steps+1, p, p),
+        ``"train_loss"`` and ``"test_error"`` (G, steps+1), G = ``n_groups``.
+    residuals : dict of str to ndarray
+        Self-consistency residuals, eq. (3.18), shape (steps+1,): ``"omega_cov"`` the relative
+        deviation of the empirical covariance of the drawn omega(t) from C_theta(t, t) (Monte
+        Carlo, O(1/sqrt(n_paths))), ``"g_innovation"`` the relative change of the
+        re-orthogonalised innovation of g(t) (a round-off indicator).  NaN where not computed
+        (the one-pass recursion).
+    n_paths : int
+        Number N of Monte Carlo paths of the sample side, over all replicas.
+    n_groups : int
+        Number G of independent replicas the paths were split into (about N/G paths each).
+    response : {"stein", "pathwise"}
+        Estimator of the responses: Gaussian integration by parts or pathwise derivatives.
+    """
 
     KIND: ClassVar[str] = "dmft.Result"
     C_theta: np.ndarray = var()
@@ -260,8 +354,32 @@ class Result(Curves):
 
 @dataclass(eq=False, kw_only=True)
 class SimResult(Curves):
-    """Finite-size simulation over seeds: means over seeds and standard errors (module
-    docstring), per-seed arrays in ``seeds`` (leading axis S), the run's settings."""
+    """Finite-size simulation of gradient descent, as returned by :func:`dmft.simulate`.
+
+    The curves of :class:`~dmft.result.Curves` (means over S independent seeds of data,
+    teacher and initial weights, and their standard errors), the per-seed curves and the
+    run's settings; T = ``problem.steps``.  ``status`` is "diverged" when any seed diverged;
+    ``timings``: ``total`` (seconds) and ``n_jobs`` (the number of processes used).
+
+    Attributes
+    ----------
+    seeds : dict of str to ndarray
+        The per-seed curves: ``"M"`` of shape (S, steps+1, p, k), ``"Q"`` (S, steps+1, p, p),
+        ``"train_loss"`` and ``"test_error"`` (S, steps+1), S = ``n_seeds``; run i used the
+        seed ``SeedSequence(seed).spawn(n_seeds)[i]``.
+    d : int
+        Input dimension.
+    n : int
+        Number of samples per data set, ``max(1, round(alpha d))`` (per fresh batch for the
+        one-pass and reuse schedules), eq. (1.1).
+    n_seeds : int
+        Number S of independent runs.
+    dtype : {"float64", "float32"}
+        Floating-point type of the data and the weights.
+    n_test : int
+        Gaussian samples per run of the Monte Carlo estimate of the test error, eqs. (1.9),
+        (1.10).
+    """
 
     KIND: ClassVar[str] = "dmft.SimResult"
     seeds: dict = group("seed_", "seed")

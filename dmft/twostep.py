@@ -72,18 +72,32 @@ SAFETY = 2.0             #: stated accuracy = SAFETY x the changes between the o
 
 @dataclass(frozen=True)
 class TwoSteps:
-    """Result of :func:`two_steps` (arrays indexed by t = 0, 1, 2).
+    """Result of :func:`two_steps`: exact large-d values at t = 0, 1, 2 and their accuracy.
+
+    The quadrature of eqs. (6.10)-(6.13); every array is indexed by t on its first axis.
 
     Attributes
     ----------
     problem : Problem
-    M : (3, p, k);  Q : (3, p, p);  train_loss, test_error : (3,)
-    accuracy : dict  name -> array of the quantity's shape: at each t, SAFETY x the largest
-        change of its entries when the outer, then the inner order is lowered (summed), at
-        least ROUNDOFF relative
-    orders : dict  integral -> Gauss nodes per (outer, inner) coordinate ("t0": the averages
-        at t = 0, "t1": at t = 1, "train2": the reused batch at t = 2, "test": test errors)
-    check_orders : dict  integral -> the two lowered (outer, inner) pairs
+        The problem integrated (its ``steps`` ignored).
+    M : ndarray, shape (3, p, k)
+        Student-target overlaps M(t), eq. (1.6).
+    Q : ndarray, shape (3, p, p)
+        Gram matrix Q(t) of the student, eq. (1.6).
+    train_loss, test_error : ndarray, shape (3,)
+        Train loss, eq. (1.8), and test error, eq. (1.9).
+    accuracy : dict of str to ndarray
+        For each of "M", "Q", "train_loss" and "test_error", an array of the quantity's shape,
+        constant over its entries at each t: SAFETY (2) times the largest change of the
+        entries when the outer, then the inner order is lowered (the two changes summed), at
+        least ROUNDOFF (1e-13) times ``max(1, largest |entry|)``; an absolute bound.
+    orders : dict of str to tuple of int
+        For each integral, the Gauss nodes per coordinate (outer, inner): "t0" the averages at
+        t = 0, "t1" at t = 1, "train2" the train loss at t = 2 of a reused batch, "test" the
+        test errors.
+    check_orders : dict of str to list of tuple of int
+        For each integral, the two lowered (outer, inner) pairs from which ``accuracy`` is
+        stated.
     """
 
     problem: Problem
