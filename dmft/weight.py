@@ -72,6 +72,15 @@ def flat(blocks):
     return blocks.transpose(0, 2, 1, 3).reshape(G, p, n * p)
 
 
+def packed_rows(G, p, widths):
+    """Rows of ``widths[t]`` p x p blocks, (G, p, widths[t] p) each, as consecutive views of one
+    zeroed buffer (pages are committed as rows are written; no fragmentation of the heap)."""
+    sizes = [G * p * p * w for w in widths]
+    buf = np.zeros(sum(sizes))
+    ends = np.cumsum(sizes)
+    return [buf[e - n:e].reshape(G, p, w * p) for e, n, w in zip(ends, sizes, widths)]
+
+
 def unflat(mat, p):
     """Inverse of :func:`flat` (a contiguous copy)."""
     G, _, n = mat.shape
@@ -127,9 +136,9 @@ class WeightSide:
         #: back-solves (:mod:`dmft.report`; the dynamics never uses them)
         self.report_rtol = report_rtol
         self.P = np.zeros((G, T + 1, p, p))
-        self.B_rows = [np.zeros((G, p, 0))] + [None] * T
-        self.K_rows = [None] * (T + 1)
-        self.S_nu_rows = [np.zeros((G, p, 0))] + [None] * T
+        self.B_rows = packed_rows(G, p, [t for t in range(T + 1)])
+        self.K_rows = packed_rows(G, p, [t + 1 for t in range(T + 1)])
+        self.S_nu_rows = packed_rows(G, p, [0 if pathwise else t for t in range(T + 1)])
         self.K_inv = np.zeros((G, T + 1, p, p))
         self.S_eps = np.zeros((G, T + 1, p, p))
         self.M = np.zeros((G, T + 1, p, k))
@@ -224,7 +233,7 @@ class WeightSide:
         else:
             XP, XB = self._response_products(t - 1)
             self.P[:, t] = decay * self.P[:, t - 1] - ea * XP
-            self.B_rows[t] = decay * self._padded(self.B_rows[t - 1], n) \
+            self.B_rows[t][...] = decay * self._padded(self.B_rows[t - 1], n) \
                 - self.eta * self.K_rows[t - 1] - ea * XB
             if self.pathwise:
                 self._advance_dense(t, decay, ea)
@@ -256,7 +265,7 @@ class WeightSide:
         else:
             self.S_eps[:, t] = sums.S_eps / c3
             if t:
-                self.S_nu_rows[t] = flat(sums.S_nu / c4)
+                self.S_nu_rows[t][...] = flat(sums.S_nu / c4)
         return change
 
     def set_g_row(self, t, gg, gk):
@@ -268,10 +277,9 @@ class WeightSide:
         smallest eigenvalue of that residual relative to C_g(t, t) (round-off only)."""
         p = self.p
         n = t * p
-        row = np.zeros((self.G, p, n + p))
+        row = self.K_rows[t]
         if t:
             row[:, :, :n] = flat(gk)
-        self.K_rows[t] = row
         Kt = row[:, :, :n]
         resid = gg - Kt @ swap(Kt)
         top = np.linalg.eigvalsh(0.5 * (gg + swap(gg)))[:, -1]
