@@ -217,8 +217,8 @@ def solve(problem, **options):
     timings = {"total": time.perf_counter() - t_start - t_compile, "compile": t_compile,
                "weight_side": t_weight, "sample_side": t_sample}
     return Result.from_replicas(
-        problem=problem, kernels=weight.report(completed), losses=losses, completed=completed, status=status,
-        message=message, seed=seed, n_paths=N, n_groups=G, response=response,
+        problem=problem, kernels=weight.report(completed), losses=losses, completed=completed,
+        status=status, message=message, seed=seed, n_paths=N, n_groups=G, response=response,
         timings=timings, residuals={"omega_cov": res_omega, "g_innovation": res_innov})
 
 
