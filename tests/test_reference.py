@@ -19,20 +19,35 @@ def ref():
         return {k: z[k] for k in z.files}
 
 
-def _check(ref, name, obj, fields):
+def _check(ref, name, obj, fields, rtol=0.0):
+    """Bit-identical (``rtol`` 0), or within ``rtol`` of the largest entry of each array."""
     for f in fields:
         for suffix in ("", "_err"):
             key = f"{name}/{f}{suffix}"
-            np.testing.assert_array_equal(np.asarray(getattr(obj, f + suffix)), ref[key],
-                                          err_msg=key)
+            x = np.asarray(getattr(obj, f + suffix))
+            if rtol == 0.0:
+                np.testing.assert_array_equal(x, ref[key], err_msg=key)
+            else:
+                np.testing.assert_array_equal(np.isnan(x), np.isnan(ref[key]), err_msg=key)
+                scale = np.nanmax(np.abs(ref[key])) if np.isfinite(ref[key]).any() else 1.0
+                assert np.nanmax(np.abs(x - ref[key]), initial=0.0) <= rtol * scale, key
+
+
+#: the two-time kernels are formed from the weight side's rows when first read (Gram matrices
+#: and triangular solves, dmft.report): the same quantities summed in another order.  Measured
+#: against the step-by-step formulas: 4e-15 of the largest entry, 3e-11 for C_theta with the
+#: float32 history (the off-diagonal C_theta(t, s) from the rows after the re-orthogonalisation
+#: of step t + 1, the size of the g_innovation residual); M, Q, the losses and Psi stay
+#: bit-identical.
+KERNEL_RTOL = 1e-9
 
 
 @pytest.mark.parametrize("name", sorted(SPEC["CASES"]))
 def test_dmft_bit_identical(ref, name):
     pk, sk = SPEC["CASES"][name]
     res = dmft.solve(dmft.Problem(**pk), progress=False, **sk)
-    _check(ref, name, res, ("M", "Q", "overlap", "train_loss", "C_theta", "R_theta", "C_g",
-                            "R_g", "Psi"))
+    _check(ref, name, res, ("M", "Q", "overlap", "train_loss", "Psi"))
+    _check(ref, name, res, ("C_theta", "R_theta", "C_g", "R_g"), rtol=KERNEL_RTOL)
     for f in ("M", "Q", "overlap", "train_loss"):
         np.testing.assert_array_equal(res.replicas[f], ref[f"{name}/replica_{f}"])
 
