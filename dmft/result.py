@@ -222,7 +222,7 @@ class Result(Curves):
     @property
     def kernel_source(self):
         """What the kernels (C_theta, C_g, R_theta, R_g, Psi) will be formed from when first
-        read: a :class:`~dmft.report.PackedKernels` (its ``nbytes`` the weight side's memory),
+        read: a ``dmft.report.PackedKernels`` (its ``nbytes`` the weight side's memory),
         or None once they are formed (or for a loaded result)."""
         value = self.__dict__.get("C_theta")
         return value.source if isinstance(value, Deferred) else None
