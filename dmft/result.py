@@ -25,7 +25,6 @@ Steps after a numerical failure are NaN (``steps_completed`` says how far the cu
 valid, ``status`` and ``message`` why they stop) and a :class:`~dmft.DivergenceWarning` is
 issued when the result is built.
 """
-import math
 import warnings
 from dataclasses import dataclass
 from typing import ClassVar
@@ -36,20 +35,11 @@ from . import schema
 from .errors import DivergenceWarning, ProblemError
 from .io import open_dataset, write_dataset
 from .problem import Problem
+from .report import KERNELS, Deferred, mean_err
 from .schema import attr, group, var
 from .version import __version__
 
 OBSERVABLES = ("M", "Q", "overlap", "train_loss", "test_error")
-KERNELS = ("C_theta", "R_theta", "C_g", "R_g", "Psi")
-
-
-def mean_err(x):
-    """Mean and standard error over the first axis (replicas or seeds); NaN errors for one
-    sample."""
-    n = x.shape[0]
-    if n < 2:
-        return x.mean(axis=0), np.full(x.shape[1:], np.nan)
-    return x.mean(axis=0), x.std(axis=0, ddof=1) / math.sqrt(n)
 
 
 @dataclass(eq=False, kw_only=True)
@@ -285,8 +275,9 @@ class Result(Curves):
         Parameters
         ----------
         problem : Problem
-        kernels : dmft.weight.Kernels
-            Per-replica M and kernels.
+        kernels : dmft.weight.Kernels or dmft.report.PackedKernels
+            Per-replica M and kernels (dense), or the weight side's rows from which the
+            kernels are formed when first read.
         losses : ndarray (G, T+1, 2)
             Per-replica train loss and test error.
         completed : int
@@ -314,18 +305,21 @@ class Result(Curves):
         f = {}
         for name in OBSERVABLES:
             f[name], f[name + "_err"] = mean_err(rep[name])
-        for name in KERNELS:
-            x = getattr(kernels, name).copy()
-            x[:, bad] = np.nan
-            if x.ndim == 5:
-                x[:, :, bad] = np.nan
-            f[name], f[name + "_err"] = mean_err(x)
+        f.update(kernels.fields(completed) if hasattr(kernels, "C_theta") else kernels.fields())
         res = cls(problem=problem, seed=seed, n_paths=n_paths, n_groups=n_groups,
                   response=response, version=__version__, timings=timings, status=status,
                   message=message, t=np.arange(T + 1), replicas=rep,
                   residuals={key: np.asarray(v) for key, v in residuals.items()}, **f)
         res.warn_if_failed(f"DMFT {status}")
         return res
+
+    @property
+    def kernel_source(self):
+        """What the kernels (C_theta, C_g, R_theta, R_g, Psi) will be formed from when first
+        read: a ``dmft.report.PackedKernels`` (its ``nbytes`` the weight side's memory),
+        or None once they are formed (or for a loaded result)."""
+        value = self.__dict__.get("C_theta")
+        return value.source if isinstance(value, Deferred) else None
 
     def summary(self):
         """A short human-readable summary: the run, then the losses and overlaps per step.
@@ -350,6 +344,26 @@ class Result(Curves):
     def __repr__(self):
         return (f"<dmft.Result {self.problem.target.expr!r} p={self.problem.p} "
                 f"T={self.problem.steps} n_paths={self.n_paths} status={self.status}>")
+
+
+def deferred_field(name):
+    """A Result field whose value may be a :class:`~dmft.report.Deferred` (the kernels of a
+    solve, formed from the weight side's rows when first read), replaced by its value then."""
+    def get(self):
+        value = self.__dict__[name]
+        if isinstance(value, Deferred):
+            value = self.__dict__[name] = value.value(name)
+        return value
+
+    def put(self, value):
+        self.__dict__[name] = value
+    return property(get, put, doc=f"``{name}`` (see the module docstring), formed when first "
+                                  f"read")
+
+
+for _name in KERNELS:
+    for _field in (_name, _name + "_err"):
+        setattr(Result, _field, deferred_field(_field))
 
 
 @dataclass(eq=False, kw_only=True)

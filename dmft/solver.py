@@ -31,7 +31,8 @@ and sum_u R_g(t, u) B(u, v) that the weight side needs, without ever dividing by
 1/innovation) does not arise, and the linear oracle holds over 40 steps at alpha = 0.5.
 ``response="pathwise"`` (smooth activations, the cross-check): exact per-path derivatives by
 reverse mode, D = dg/dh including sigma''; cost O(t^2 p^3) per path and step instead of
-O(t p^2).  R_g, Psi and R_theta are reported in both cases (reconstructed for Stein).
+O(t p^2).  R_g, Psi and R_theta are reported in both cases (reconstructed for Stein, when a
+result's kernels are first read: :mod:`dmft.report`).
 """
 import time
 
@@ -167,7 +168,6 @@ def solve(problem, **options):
     shards = _make_shards(problem, seed, N, G, response, opts["client"], opts["n_shards"],
                           opts["history"])
     t_compile = _compile(shards, progress)
-    kern = weight.kernels
     losses = np.full((G, T + 1, 2), np.nan)
     res_omega = np.full(T + 1, np.nan)
     res_innov = np.full(T + 1, np.nan)
@@ -180,7 +180,7 @@ def solve(problem, **options):
         for t in range(T + 1):
             t0 = time.perf_counter()
             weight.advance(t)
-            diag = kern.C_theta[:, t, t]
+            diag = weight.C_diag[:, t]
             if not np.all(np.isfinite(diag)) or np.abs(diag).max() > DIVERGENCE:
                 status, message = "diverged", f"C_theta({t},{t}) diverged (eta too large?)"
                 break
@@ -202,7 +202,7 @@ def solve(problem, **options):
                 weight.update_M(t, sums.gz / counts[:, None, None])
             t_weight += (t1 - t0) + (time.perf_counter() - t2)
             t_sample += t2 - t1
-            if not (np.all(np.isfinite(lo[:, 1])) and np.all(np.isfinite(kern.M[:, min(t + 1, T)]))
+            if not (np.all(np.isfinite(lo[:, 1])) and np.all(np.isfinite(weight.M[:, min(t + 1, T)]))
                     and np.all(np.isfinite(sums.gg))):
                 status, message = "diverged", f"non-finite values at step {t} (eta too large?)"
                 break
@@ -214,14 +214,11 @@ def solve(problem, **options):
     if status != "ok":
         completed = t - 1
         message = f"step {t}: {message}"
-    t0 = time.perf_counter()
-    if completed >= 0:
-        weight.reconstruct(completed)
     timings = {"total": time.perf_counter() - t_start - t_compile, "compile": t_compile,
-               "weight_side": t_weight + time.perf_counter() - t0, "sample_side": t_sample}
+               "weight_side": t_weight, "sample_side": t_sample}
     return Result.from_replicas(
-        problem=problem, kernels=kern, losses=losses, completed=completed, status=status,
-        message=message, seed=seed, n_paths=N, n_groups=G, response=response,
+        problem=problem, kernels=weight.report(completed), losses=losses, completed=completed,
+        status=status, message=message, seed=seed, n_paths=N, n_groups=G, response=response,
         timings=timings, residuals={"omega_cov": res_omega, "g_innovation": res_innov})
 
 
