@@ -13,6 +13,9 @@ field               shape                meaning
 ``overlap``         (T+1, p, k)          normalised overlaps M_jr / sqrt(Q_jj)
 ``train_loss``      (T+1,)               mean loss over the samples used at step t
 ``test_error``      (T+1,)               population loss on a fresh sample, noise included
+``a``               (T+1, p)             second layer (constant for a fixed readout)
+``class_error``     (T+1,)               P(y yhat <= 0) on a fresh sample (+-1 labels only;
+                                         None otherwise)
 ``C_theta``         (T+1, T+1, p, p)     weight-side covariance (Result only)
 ``R_theta``         (T+1, T+1, p, p)     weight-side response R_theta(t, s), s < t
 ``C_g``, ``R_g``    (T+1, T+1, p, p)     sample-side covariance and response of g
@@ -70,6 +73,10 @@ class Curves:
     train_loss_err: np.ndarray = var()
     test_error: np.ndarray = var()
     test_error_err: np.ndarray = var()
+    a: np.ndarray = var()
+    a_err: np.ndarray = var()
+    class_error: np.ndarray = var(optional=True)
+    class_error_err: np.ndarray = var(optional=True)
     seed: int = attr()
     version: str = attr()
     status: str = attr()
@@ -212,13 +219,17 @@ class Result(Curves):
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             diag = np.sqrt(np.einsum("gtjj->gtj", Q_rep))
             ov_rep = kernels.M / diag[..., None]
+        a_rep = getattr(kernels, "a", None)       # a trained readout's a(t) per replica
+        if a_rep is None:
+            a_rep = np.broadcast_to(problem.a, Q_rep.shape[:2] + problem.a.shape)
         rep = {"M": kernels.M.copy(), "Q": Q_rep, "overlap": ov_rep,
-               "train_loss": losses[..., 0].copy(), "test_error": losses[..., 1].copy()}
+               "train_loss": losses[..., 0].copy(), "test_error": losses[..., 1].copy(),
+               "a": np.array(a_rep, dtype=np.float64)}
         bad = slice(completed + 1, None)
         for x in rep.values():
             x[:, bad] = np.nan
         f = {}
-        for name in OBSERVABLES:
+        for name in OBSERVABLES + ("a",):
             f[name], f[name + "_err"] = mean_err(rep[name])
         for name in KERNELS:
             x = getattr(kernels, name).copy()

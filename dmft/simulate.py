@@ -36,7 +36,7 @@ from .progress import progress_bar
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
 #: the arrays each run returns per step (and the SimResult keeps per seed)
-PER_SEED = ("M", "Q", "train_loss", "test_error")
+PER_SEED = ("M", "Q", "train_loss", "test_error", "a")
 #: Q - M M^T is PSD exactly; in float32 the teacher rows are orthonormal only to ~1e-7, so
 #: the round-off left in it is larger (KernelProjectionWarning thresholds, relative to Q)
 PSD_RTOL_SIM = {"float64": PSD_RTOL, "float32": 1e-5}
@@ -93,7 +93,7 @@ def run_seed(problem_dict, d, seed_seq, dtype="float64", n_test=100_000):
     current = plan[0][0]
     out = {"M": np.full((T + 1, p, k), np.nan), "Q": np.full((T + 1, p, p), np.nan),
            "train_loss": np.full(T + 1, np.nan), "test_error": np.full(T + 1, np.nan),
-           "psd_correction": np.zeros(T + 1)}
+           "psd_correction": np.zeros(T + 1), "a": np.full((T + 1, p), np.nan)}
     a = problem.a.astype(dt)
     decay = 1.0 - problem.eta * problem.ridge
     status, message = "ok", ""
@@ -110,7 +110,7 @@ def run_seed(problem_dict, d, seed_seq, dtype="float64", n_test=100_000):
         H = (Xb @ W.T) / dt(sq)
         act_H = act.f(H).astype(dt)
         err = act_H @ a - yb
-        out["M"][t], out["Q"][t] = M, Q
+        out["M"][t], out["Q"][t], out["a"][t] = M, Q, a
         out["train_loss"][t] = 0.5 * float(np.mean(err.astype(np.float64) ** 2))
         out["test_error"][t], out["psd_correction"][t] = _test_error(problem, act, M, Q, zt, ut,
                                                                      eps_t)
@@ -136,7 +136,7 @@ def collect(problem, d, runs, seed, dtype, n_test, timings):
     with np.errstate(invalid="ignore", divide="ignore"):
         per["overlap"] = per["M"] / np.sqrt(np.einsum("stjj->stj", per["Q"]))[..., None]
     f = {}
-    for name in ("M", "Q", "overlap", "train_loss", "test_error"):
+    for name in ("M", "Q", "overlap", "train_loss", "test_error", "a"):
         f[name], f[name + "_err"] = mean_err(per[name])
     del per["overlap"]
     sim = SimResult(problem=problem, d=d, n=max(1, int(round(problem.alpha * d))),
@@ -205,6 +205,8 @@ def simulate(problem, **options):
         Means over seeds and standard errors, the per-seed arrays and the diagnostics.
     """
     opts = simulation_settings(problem, **options)
+    from .solver import check_supported
+    check_supported(problem)                   # until the simulator implements them
     d, n_seeds, dtype, n_test = opts["d"], opts["n_seeds"], opts["dtype"], opts["n_test"]
     seed = draw_seed() if opts["seed"] is None else opts["seed"]
     n = max(1, int(round(problem.alpha * d)))

@@ -50,6 +50,20 @@ from .shard import Shard, StepSums, group_bounds
 from .weight import WeightSide
 
 
+#: the values of the fields beyond the paper's model that the DMFT solves today
+SUPPORTED = {"loss": ("square",), "readout": ("fixed",), "normalize": ("none",)}
+
+
+def check_supported(problem):
+    """ProblemError naming the field when the DMFT solver cannot solve ``problem`` yet (a loss,
+    readout or normalisation that only the simulator implements)."""
+    for name, values in SUPPORTED.items():
+        value = getattr(problem, name)
+        if value not in values:
+            raise ProblemError(name, f"the DMFT solver does not support {value!r} yet "
+                                     f"(dmft.simulate does)")
+
+
 def solver_settings(problem, **options):
     """The options of :func:`dmft.solve` for ``problem``, checked: every value against its
     declaration (:data:`dmft.options.SOLVER`), then what depends on the problem or on several
@@ -153,6 +167,7 @@ def solve(problem, **options):
         diagnostics (status, message, timings, residuals).
     """
     opts = solver_settings(problem, **options)
+    check_supported(problem)
     t_start = time.perf_counter()
     N, G, T, p, k = opts["n_paths"], opts["n_groups"], problem.steps, problem.p, problem.k
     seed = draw_seed() if opts["seed"] is None else opts["seed"]

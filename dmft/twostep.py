@@ -324,6 +324,10 @@ def two_steps(problem, order=None):
     """
     if not isinstance(problem, Problem):
         raise ProblemError("problem", f"expected a dmft.Problem, got {type(problem).__name__}")
+    for name, value in (("loss", problem.loss), ("readout", problem.readout),
+                        ("normalize", problem.normalize)):
+        if value != {"loss": "square", "readout": "fixed", "normalize": "none"}[name]:
+            raise ProblemError(name, f"two_steps does not support {value!r} yet")
     if 2 * problem.p + problem.k > MAX_DIM:
         raise ProblemError("k" if 2 + problem.k > MAX_DIM else "p",
                            f"two_steps integrates over 2p + k = {2 * problem.p + problem.k} "
