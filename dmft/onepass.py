@@ -177,6 +177,7 @@ def solve_one_pass(problem, N, G, seed, rng, progress):
                 status, message, completed = "diverged", f"step {t + 1}: non-finite M or " \
                                                          f"C_theta", t
                 break
+    K.a = a_rep                                      # read by Result.from_replicas
     total = time.perf_counter() - t_start - t_compile
     timings = {"total": total, "compile": t_compile, "sample_side": t_sample,
                "weight_side": total - t_sample}

@@ -50,18 +50,19 @@ from .shard import Shard, StepSums, group_bounds
 from .weight import WeightSide
 
 
-#: the values of the fields beyond the paper's model that the DMFT solves today
+#: the values of the fields beyond the paper's model that the simulator and the exact steps
+#: solve today (the DMFT solves them all)
 SUPPORTED = {"loss": ("square",), "readout": ("fixed",), "normalize": ("none",)}
 
 
 def check_supported(problem):
-    """ProblemError naming the field when the DMFT solver cannot solve ``problem`` yet (a loss,
-    readout or normalisation that only the simulator implements)."""
+    """ProblemError naming the field when the simulator cannot solve ``problem`` yet (a loss,
+    readout or normalisation that only the DMFT implements)."""
     for name, values in SUPPORTED.items():
         value = getattr(problem, name)
         if value not in values:
-            raise ProblemError(name, f"the DMFT solver does not support {value!r} yet "
-                                     f"(dmft.simulate does)")
+            raise ProblemError(name, f"the simulator does not support {value!r} yet "
+                                     f"(dmft.solve does)")
 
 
 def solver_settings(problem, **options):
@@ -167,7 +168,6 @@ def solve(problem, **options):
         diagnostics (status, message, timings, residuals).
     """
     opts = solver_settings(problem, **options)
-    check_supported(problem)
     t_start = time.perf_counter()
     N, G, T, p, k = opts["n_paths"], opts["n_groups"], problem.steps, problem.p, problem.k
     seed = draw_seed() if opts["seed"] is None else opts["seed"]
@@ -242,6 +242,7 @@ def solve(problem, **options):
     t0 = time.perf_counter()
     if completed >= 0:
         weight.reconstruct(completed)
+    kern.a = a_rep                                   # read by Result.from_replicas
     timings = {"total": time.perf_counter() - t_start - t_compile, "compile": t_compile,
                "weight_side": t_weight + time.perf_counter() - t0, "sample_side": t_sample}
     return Result.from_replicas(
