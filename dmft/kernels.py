@@ -8,7 +8,7 @@ One call of :func:`step` advances the paths of a range of replica groups by one 
     r(t-1)     = g(t-1) - sum_{w<t-1} K(t-1, w) kappa(w)            (innovation of the path's own g)
     omega(t)   = P(t) eps0 + sqrt(alpha) sum_{v<t} B(t, v) nu(v)    (Gaussian field)
     h(t)       = M(t) z* + omega(t) + sum_{v<t-1} B(t, v) kappa(v) - eta r(t-1)   (memory term)
-    g(t)       = (yhat(h(t)) - y) a * sigma'(h(t))
+    g(t)       = s(t) l'(yhat(h(t)), y) a(t) * sigma'(h(t))                        eq. (7.2)
 
 (B(t, t-1) kappa(t-1) = -eta K(t-1, t-1) K(t-1, t-1)^+ r(t-1) = -eta r(t-1), eta the learning
 rate; nu are the fresh standard normals that drive the field.)
@@ -61,7 +61,13 @@ each estimator is compiled on its first use only.  Every call passes the same ty
 history dtype; the activation ``code`` is a run-time argument, dispatched once per loop by the
 helpers of :mod:`dmft.activations` (one compilation serves every activation).  A new model
 option should enter the same way (a run-time code, or None for an array the default model does
-not use), not as a new specialisation.
+not use), not as a new specialisation.  So do the models of the theory's section 7: the
+``loss`` code (square, logistic, correlation, :mod:`dmft.beyond`; the square loss keeps its
+inline loop, other losses go through ``loss_chunk``), the ``trained`` flag (a trained readout:
+the sums of s l' sigma(h) in ``la``, eq. (7.5)) and the second layer ``a`` (G, p), a(t) per
+group, always passed (a fixed readout passes its constant rows).  Spherical GD changes only the
+coefficients (the weight side's rows carry D(t), the memory's ``c_last`` is eta D(t), eq.
+(7.9)).
 """
 import numpy as np
 from numba import njit
@@ -91,8 +97,9 @@ def step(g0, g1, t, code, loss, trained, a, z, y, sqrt_alpha, eps0, nu, kappa, g
     to the outputs (leading axis: group).
 
     Forward pass, chunk by chunk: leaves r(t-1) in R and ``kappa[c, t-1]``, g(t) in ``g_prev``
-    (read first as g(t-1)), h in HV, the selection and s (yhat - y) per path in SEL and ERR,
-    and adds (s * train loss, test loss, s) to ``losses``.  Accumulation pass: ``gg`` sum
+    (read first as g(t-1)), h in HV, the selection and s l' per path in SEL and ERR,
+    and adds (s * train loss, test loss, s) to ``losses`` (the loss of code ``loss``, eq.
+    (7.1)); with ``trained``, adds sum s l' sigma(h) to ``la`` (G, p) (eq. (7.5)).  Accumulation pass: ``gg`` sum
     g g^T, ``gk`` sum g kappa(v)^T (v < t; kappa(t-1) still raw), ``gz`` sum g z*^T, ``om2``
     sum omega omega^T, ``kk`` sum r r^T, ``cw`` sum r kappa(w)^T (w < t-1) and, for the Stein
     estimator, ``S_eps`` sum g eps0^T and ``S_nu`` sum g nu(v)^T (``D_hist``, ``R_theta``,

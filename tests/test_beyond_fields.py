@@ -8,7 +8,6 @@ import dmft
 import dmft.config
 from dmft import sweep_params
 from dmft.cli import main
-from dmft.errors import ProblemError
 
 SMALL_SIM = {"d": 60, "n_seeds": 2, "seed": 0, "n_jobs": 1, "n_test": 1000, "progress": False}
 SMALL_SOLVE = {"n_paths": 400, "n_groups": 4, "seed": 0, "progress": False}
