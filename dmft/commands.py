@@ -61,9 +61,9 @@ def load(args):
         if exc.field == "n_shards":
             raise ProblemError("shards", exc.detail) from None
         raise
-    if args.command in ("compare", "exact", "simulate"):
+    if args.command == "exact":
         from .solver import check_supported
-        check_supported(conf.problem)        # the simulator and the exact steps: square loss etc.
+        check_supported(conf.problem)        # the exact steps: square loss etc.
     base = os.path.join(args.out, os.path.splitext(os.path.basename(args.config))[0])
     return conf, base
 

@@ -51,11 +51,13 @@ VARIABLES = {
                         "m_jr = M_jr / sqrt(Q_jj), the cosine between w_j and w*_r",
                         equation="eq. (1.6)"),
     "train_loss": Variable(("t",), "train loss",
-                           "mean of (yhat - y)^2 / 2 over the samples used at step t",
-                           equation="eqs. (1.8), (2.13)"),
+                           "mean of the loss l(yhat, y) over the samples used at step t "
+                           "((yhat - y)^2 / 2 for the square loss)",
+                           equation="eqs. (1.8), (2.13), (7.1)"),
     "test_error": Variable(("t",), "test error",
-                           "population error E[(yhat - y)^2 / 2] on a fresh sample, label "
-                           "noise included", equation="eqs. (1.9), (2.14)"),
+                           "population loss E[l(yhat, y)] on a fresh sample (E[(yhat - y)^2"
+                           " / 2] for the square loss), label noise included",
+                           equation="eqs. (1.9), (2.14), (7.1)"),
     "a": Variable(("t", "neuron"), "second layer",
                   "a_j(t), the second-layer weights (constant for a fixed readout; trained jointly "
                   "with the first layer for readout = 'trained')",
