@@ -50,21 +50,6 @@ from .shard import Shard, StepSums, group_bounds
 from .weight import WeightSide
 
 
-#: the values of the fields beyond the paper's model that the exact first steps
-#: (:func:`dmft.exact.two_steps`) solve today (the DMFT and the simulator solve them all)
-SUPPORTED = {"loss": ("square",), "readout": ("fixed",), "normalize": ("none",)}
-
-
-def check_supported(problem):
-    """ProblemError naming the field when ``dmft exact`` cannot solve ``problem`` yet (a loss,
-    readout or normalisation that only the DMFT and the simulator implement)."""
-    for name, values in SUPPORTED.items():
-        value = getattr(problem, name)
-        if value not in values:
-            raise ProblemError(name, f"the exact first steps do not support {value!r} yet "
-                                     f"(dmft.solve and dmft.simulate do)")
-
-
 def solver_settings(problem, **options):
     """The options of :func:`dmft.solve` for ``problem``, checked: every value against its
     declaration (:data:`dmft.options.SOLVER`), then what depends on the problem or on several

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import dmft
+import dmft.exact
 from dmft.activations import get_activation
 from quadrature import gauss_expectation
 
@@ -197,3 +198,39 @@ def test_loss_primitives_match_numpy():
                    "correlation": -y * yh}[name]
             assert np.allclose(l, ref, atol=1e-14), name
     assert get_activation("tanh").smooth
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pk", [
+    dict(target="He3(z1)", p=1, activation="tanh", alpha=2.0, eta=0.5, normalize="sphere"),
+    dict(target="tanh(2*z1) + z2", p=1, activation="relu", alpha=2.0, eta=0.3,
+         readout="trained", eta_readout=0.7, ridge_readout=0.1),
+    dict(target="tanh(z1) + He2(z2)", p=1, activation="tanh", alpha=1.5, eta=0.6,
+         loss="correlation", readout="trained", normalize="sphere", schedule="one-pass"),
+], ids=["sphere-he3", "readout-relu", "correlation-sphere-one-pass"])
+def test_two_steps_of_the_new_models_match_the_dmft(pk):
+    """dmft.exact.two_steps (quadrature, eqs. (7.5), (7.6), (7.8), (7.9)) and the Monte Carlo
+    DMFT agree at t = 1, 2 on M, a and the losses within 4 combined errors (error bar and
+    stated accuracy); on the sphere Q_jj = 1 to round-off, and He3 learns at t = 2."""
+    pr = dmft.Problem(steps=2, **pk)
+    ex = dmft.exact.two_steps(pr)
+    res = dmft.solve(pr, n_paths=400_000, seed=51, progress=False)
+    for name in ("M", "a", "train_loss", "test_error"):
+        x, e = getattr(res, name)[1:], getattr(res, name + "_err")[1:]
+        y, acc = getattr(ex, name)[1:], ex.accuracy[name][1:]
+        moving = e > 1e-12
+        dev = np.abs(x - y)[moving] / np.hypot(e, acc)[moving]
+        assert np.all(dev < 4), (name, x, y, e, acc)
+    if pr.normalize == "sphere":
+        assert np.abs(np.einsum("tjj->tj", ex.Q) - 1).max() < 1e-12
+    if pr.readout == "trained":
+        assert np.all(np.abs(ex.a[2] - pr.a) > 0.05)
+    if pr.target.expr == "He3(z1)":
+        assert abs(ex.M[1, 0, 0]) < 1e-12 and abs(ex.M[2, 0, 0]) > 0.1
+
+
+def test_two_steps_refuses_the_logistic_loss():
+    pr = dmft.Problem("sign(z1)", loss="logistic", steps=2)
+    with pytest.raises(dmft.ProblemError) as info:
+        dmft.exact.two_steps(pr)
+    assert info.value.field == "loss"
