@@ -41,7 +41,8 @@ from .activations import get_activation
 from .gaussrules import hermite_rule
 from .losses import loss_value
 
-__all__ = ["PopulationRule", "population_errors", "replica_errors", "refit", "rule_for"]
+__all__ = ["PopulationRule", "population_errors", "replica_errors", "refit", "replica_refit",
+           "rule_for"]
 
 #: Gauss-Hermite nodes per coordinate by dimension p + k (accurate and small rules); above,
 #: quasi-Monte Carlo with 2^SOBOL_LOG2 points
@@ -163,6 +164,22 @@ def _class_error(problem, rule, act, Ms, Qs, As):
     return out
 
 
+def control_variate(func, problem, M, Q, a, **kwargs):
+    """``func(problem, M, Q, a, rule=...)`` (a tuple of arrays with the leading shape (G, T+1),
+    None allowed) for every replica at every step: each replica on the small rules plus, per
+    step, the accurate-minus-small difference at the replicas' mean (module docstring)."""
+    p, k = problem.p, problem.k
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)          # all-NaN steps stay NaN
+        means = [np.nanmean(x, axis=0) for x in (M, Q, a)]
+    small = {"rule": rule_for(p, k, "small"), "class_rule": rule_for(p, k, "class-small")}
+    per = func(problem, M, Q, a, **small, **kwargs)
+    at_small = func(problem, *means, **small, **kwargs)
+    at_accurate = func(problem, *means, **kwargs)
+    return tuple(None if x is None else x + (acc - sm)[None]
+                 for x, sm, acc in zip(per, at_small, at_accurate))
+
+
 def _one_thread(func):
     """Run without BLAS threads: the products here have inner dimensions p, k (a few), where
     threads only cost (and oversubscribe the cores that the solver's own threads use)."""
@@ -228,17 +245,29 @@ def replica_errors(problem, M, Q, a=None):
     (ndarray, ndarray or None)
         Test error and class error (None unless +-1 labels), shape (G, T+1).
     """
-    p, k = problem.p, problem.k
-    a = np.broadcast_to(problem.a if a is None else a, M.shape[:-1])
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)          # all-NaN steps stay NaN
-        means = [np.nanmean(x, axis=0) for x in (M, Q, a)]
-    small = (rule_for(p, k, "small"), rule_for(p, k, "class-small"))
-    test, cls = population_errors(problem, M, Q, a, *small)
-    test_s, cls_s = population_errors(problem, *means, *small)
-    test_a, cls_a = population_errors(problem, *means)
-    test = test + (test_a - test_s)[None]
-    return test, (None if cls is None else cls + (cls_a - cls_s)[None])
+    a = np.broadcast_to(problem.a if a is None else a, np.shape(M)[:-1])
+    return control_variate(population_errors, problem, M, Q, a)
+
+
+@_one_thread
+def replica_refit(problem, M, Q, ridge=0.0):
+    """:func:`refit` errors of many replicas (or seeds) at every step at the cost of a few (the
+    control variate of :func:`replica_errors`).
+
+    Parameters
+    ----------
+    problem : Problem
+    M : array (G, T+1, p, k);  Q : array (G, T+1, p, p)
+    ridge : float >= 0
+
+    Returns
+    -------
+    ndarray (G, T+1)
+        The refit error of each replica at each step.
+    """
+    def errors(problem, M, Q, a, rule=None, class_rule=None):
+        return (refit(problem, M, Q, ridge, rule)[1],)
+    return control_variate(errors, problem, M, Q, np.zeros(np.shape(M)[:-1]))[0]
 
 
 @_one_thread

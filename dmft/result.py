@@ -44,7 +44,7 @@ import numpy as np
 from . import schema
 from .errors import DivergenceWarning, ProblemError
 from .io import open_dataset, write_dataset
-from .population import refit, replica_errors
+from .population import replica_errors, replica_refit
 from .problem import Problem
 from .schema import attr, group, var
 from .version import __version__
@@ -146,8 +146,9 @@ class Curves:
         """
         return write_dataset(self.to_dataset(), path)
 
-    def plot(self, path=None, fig=None):
-        """Overlaps, Q and losses with +-2 standard-error bands.
+    def plot(self, path=None, fig=None, refit=None):
+        """Overlaps, Q and losses with +-2 standard-error bands (and the class error, a(t) and
+        the refit error when the problem has them, :func:`dmft.quantities.quantities_for`).
 
         Parameters
         ----------
@@ -155,19 +156,21 @@ class Curves:
             Save the figure there (atomically).
         fig : matplotlib.figure.Figure, optional
             Draw into this figure.
+        refit : bool or None
+            Draw the refit-readout error (None: when the readout is trained).
 
         Returns
         -------
         matplotlib.figure.Figure
         """
         from .plotting import plot_result
-        return plot_result(self, path=path, fig=fig)
+        return plot_result(self, path=path, fig=fig, refit=refit)
 
     def refit_error(self, ridge=0.0):
         """Test error of the best second layer refit on the frozen features sigma(W(t) x) at every
         step (square loss, label noise included; eqs. (7.10), (7.11)): a function of M(t) and
         Q(t), evaluated for each DMFT replica or each simulation seed
-        (:func:`dmft.population.refit`), then averaged.
+        (:func:`dmft.population.replica_refit`), then averaged.
 
         Parameters
         ----------
@@ -180,8 +183,7 @@ class Curves:
             The refit error and its standard error over the replicas or seeds, shape (T+1,).
         """
         per = self.replicas if hasattr(self, "replicas") else self.seeds
-        _, err = refit(self.problem, per["M"], per["Q"], ridge)
-        return mean_err(err)
+        return mean_err(replica_refit(self.problem, per["M"], per["Q"], ridge))
 
     def warn_if_failed(self, what):
         """Issue the DivergenceWarning of a run that stopped early (``what``: the words before
