@@ -61,9 +61,6 @@ def load(args):
         if exc.field == "n_shards":
             raise ProblemError("shards", exc.detail) from None
         raise
-    if args.command in ("run", "compare", "exact"):
-        from .solver import check_supported
-        check_supported(conf.problem)        # the DMFT and the exact steps: square loss etc.
     base = os.path.join(args.out, os.path.splitext(os.path.basename(args.config))[0])
     return conf, base
 

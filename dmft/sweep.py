@@ -65,7 +65,7 @@ def _options(cfg, simulate):
 
 def _point(base, solver, sim, changes):
     """The full configuration of one point and its hash (validated here, before any work)."""
-    from .solver import check_supported, solver_settings
+    from .solver import solver_settings
     pch = {k: v for k, v in changes.items() if k in PROBLEM_SWEEPABLE}
     problem = base.replace(**pch) if pch else base
     if (problem.p, problem.k) != (base.p, base.k):
@@ -73,7 +73,6 @@ def _point(base, solver, sim, changes):
                                      f"needs k = {base.k}; set k in [problem]")
     sopts = dict(solver, **{k: v for k, v in changes.items() if k in SOLVER_SWEEPABLE})
     solver_settings(problem, **sopts)
-    check_supported(problem)
     key = json.dumps({"problem": problem.to_dict(), "solver": sopts, "simulation": sim,
                       "version": __version__}, sort_keys=True, separators=(",", ":"))
     return {"key": key, "hash": hashlib.sha256(key.encode()).hexdigest()[:24],

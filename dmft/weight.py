@@ -125,8 +125,11 @@ class WeightSide:
     #: treated as zero when whitening (1e-12 in variance: round-off, not physics)
     CUT = 1e-6
 
-    def __init__(self, G, T, p, k, alpha, eta, ridge, C0, M0, pathwise=False, report_rtol=1e-3):
+    def __init__(self, G, T, p, k, alpha, eta, ridge, C0, M0, pathwise=False, report_rtol=1e-3,
+                 sphere=False):
         self.G, self.T, self.p, self.k = G, T, p, k
+        #: spherical GD: the factors D(t) of eq. (7.8), diagonal (G, T+1, p); None otherwise
+        self.D = np.ones((G, T + 1, p)) if sphere else None
         self.alpha, self.eta, self.ridge = alpha, eta, ridge
         self.pathwise = pathwise
         #: innovations below this fraction of the largest are dropped in the reporting
@@ -179,11 +182,17 @@ class WeightSide:
         B_row = self.B_row(t)
         return StepCoefficients(
             P_t=np.ascontiguousarray(self.P[:, t]), B_row=B_row, B_mem=B_row,
-            c_last=np.full((G, p), self.eta if t >= 1 else 0.0),
+            c_last=self._c_last(t),
             K_prev=self.K_row(t - 1, t - 1) if t >= 1 else np.zeros((G, 0, p, p)),
             c_prev=self.c_prev, K_inv_prev=self.K_inv_prev,
             M_t=np.ascontiguousarray(self.kernels.M[:, t]),
             R_theta=self.kernels.R_theta if self.pathwise else None)
+
+    def _c_last(self, t):
+        """Coefficient of -r(t-1) in the memory term: eta, or eta D(t) on the sphere, since
+        B(t, t-1) = -eta D(t) K(t-1, t-1) (eq. (7.9))."""
+        c = np.full((self.G, self.p), self.eta if t >= 1 else 0.0)
+        return c if self.D is None else c * self.D[:, t]
 
     # ------------------------------------------------------------------ forward step
     def _response_products(self, s):
@@ -231,6 +240,28 @@ class WeightSide:
         C[:, t] = 0.5 * (C[:, t] + swap(C[:, t]))
         K.C_theta[:, t, :t + 1] = C
         K.C_theta[:, :t + 1, t] = swap(C)
+
+    @_overflow_checked
+    def normalize(self, t):
+        """Spherical GD: multiply row t of M, P, B, C_theta (and Psi, R_theta for the pathwise
+        estimator) by D(t) on the left, eqs. (7.8)-(7.9), after :meth:`advance` (t >= 1; M(t)
+        is then still the unnormalised Mtilde(t) of :meth:`update_M`)."""
+        from .beyond import sphere_factor
+        K = self.kernels
+        D = sphere_factor(K.M[:, t], K.C_theta[:, t, t])
+        self.D[:, t] = D
+        col = D[:, :, None]
+        K.M[:, t] *= col
+        self.P[:, t] *= col
+        self.Bf[:, t] *= col
+        C = col[:, None] * K.C_theta[:, t, :t + 1]                       # D Ctilde(t, s)
+        C[:, t] *= D[:, None, :]                                           # D Ctilde(t, t) D
+        C[:, t] = 0.5 * (C[:, t] + swap(C[:, t]))
+        K.C_theta[:, t, :t + 1] = C
+        K.C_theta[:, :t + 1, t] = swap(C)
+        if self.pathwise:
+            K.Psi[:, t] *= col
+            K.R_theta[:, t, :t] *= col[:, None]
 
     # ------------------------------------------------------------------ sample-side results
     def ingest(self, t, sums, counts):
@@ -303,10 +334,15 @@ class WeightSide:
         Kss = self.Kf[:, s, :, n:n + p]
         old = Kss @ swap(Kss)
         self.Kf[:, s, :, :n] += cf
-        self.Bf[:, s + 1, :, :n] -= self.eta * cf
         self.Kf[:, s, :, n:n + p] = Knew
         self.K_inv[:, s] = Kinv
-        self.Bf[:, s + 1, :, n:n + p] = -self.eta * self.Kf[:, s, :, n:n + p]
+        if self.D is None:
+            self.Bf[:, s + 1, :, :n] -= self.eta * cf
+            self.Bf[:, s + 1, :, n:n + p] = -self.eta * self.Kf[:, s, :, n:n + p]
+        else:                        # row s+1 of B carries D(s+1) (eq. (7.9))
+            lr = self.eta * self.D[:, s + 1, :, None]
+            self.Bf[:, s + 1, :, :n] -= lr * cf
+            self.Bf[:, s + 1, :, n:n + p] = -lr * self.Kf[:, s, :, n:n + p]
         self._C_g_row(s)
         scale = np.maximum(self.g_scale, 1e-300) ** 2
         change = float(np.max(np.abs(resid - old).max(axis=(-1, -2)) / scale))
@@ -350,7 +386,10 @@ class WeightSide:
         X = block_lower_inverse(self.Kf[:, :T, :, :n].reshape(G, n, n), D)
         Rf = self.Bf[:, :T + 1, :, :n].reshape(G, (T + 1) * p, n) @ X     # rows (t, i)
         K.R_theta[:, :T + 1, :T] = Rf.reshape(G, T + 1, p, T, p).transpose(0, 1, 3, 2, 4)
-        Y = block_lower_inverse(self.Bf[:, 1:T + 1, :, :n].reshape(G, n, n), -D / self.eta)
+        Dg = -D / self.eta          # inverse of B(u, u-1) = -eta D(u) K(u-1, u-1), eq. (7.9)
+        if self.D is not None:
+            Dg = Dg / self.D[:, 1:T + 1, None, :]
+        Y = block_lower_inverse(self.Bf[:, 1:T + 1, :, :n].reshape(G, n, n), Dg)
         Sf = self.S_nuf[:, :T + 1, :, :n].reshape(G, (T + 1) * p, n) / np.sqrt(self.alpha)
         Rw = (Sf @ Y).reshape(G, T + 1, p, n)                               # R_g(t, w), w >= 1
         K.R_g[:, :T + 1, 1:T + 1] = Rw.reshape(G, T + 1, p, T, p).transpose(0, 1, 3, 2, 4)
