@@ -44,7 +44,7 @@ import numpy as np
 from . import schema
 from .errors import DivergenceWarning, ProblemError
 from .io import open_dataset, write_dataset
-from .population import replica_errors, replica_refit
+from .population import refit, replica_errors, replica_refit
 from .problem import Problem
 from .schema import attr, group, var
 from .version import __version__
@@ -169,8 +169,8 @@ class Curves:
     def refit_error(self, ridge=0.0):
         """Test error of the best second layer refit on the frozen features sigma(W(t) x) at every
         step (square loss, label noise included; eqs. (7.10), (7.11)): a function of M(t) and
-        Q(t), evaluated for each DMFT replica or each simulation seed
-        (:func:`dmft.population.replica_refit`), then averaged.
+        Q(t), evaluated for each DMFT replica (:func:`dmft.population.replica_refit`) or each
+        simulation seed (:func:`dmft.population.refit`), then averaged.
 
         Parameters
         ----------
@@ -182,8 +182,10 @@ class Curves:
         (ndarray, ndarray)
             The refit error and its standard error over the replicas or seeds, shape (T+1,).
         """
-        per = self.replicas if hasattr(self, "replicas") else self.seeds
-        return mean_err(replica_refit(self.problem, per["M"], per["Q"], ridge))
+        if hasattr(self, "replicas"):          # many replicas, close together: control variate
+            return mean_err(replica_refit(self.problem, self.replicas["M"], self.replicas["Q"],
+                                          ridge))
+        return mean_err(refit(self.problem, self.seeds["M"], self.seeds["Q"], ridge)[1])
 
     def warn_if_failed(self, what):
         """Issue the DivergenceWarning of a run that stopped early (``what``: the words before
