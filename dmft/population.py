@@ -7,16 +7,16 @@ Every population average is therefore a Gaussian integral of dimension p + k, wh
 :class:`PopulationRule` evaluates on a fixed, deterministic set of points:
 
 * p + k <= 3: tensor Gauss-Hermite (96 nodes per coordinate for p + k <= 2, 40 for 3);
-* p + k >= 4: 2^14 scrambled Sobol points (fixed seed) mapped to Gaussians (quasi-Monte Carlo);
-* the class error, whose integrand jumps, always on 2^16 Sobol points (Gauss-Hermite converges
+* p + k >= 4: 2^16 scrambled Sobol points (fixed seed) mapped to Gaussians (quasi-Monte Carlo);
+* the class error, whose integrand jumps, always on 2^18 Sobol points (Gauss-Hermite converges
   only like 1/n across an oblique jump).
 
 Accuracy (measured in tests/test_population.py against adaptive quadrature and closed forms):
-round-off for smooth integrands on the Gauss-Hermite rules, 1e-7 for ReLU kinks, about 1e-4
-relative for quasi-Monte Carlo and 1e-3 absolute for a target that jumps across an oblique
-line.  The same points serve every replica and seed (common random numbers), so this
-integration error is common to them and cancels in differences; it stays well below the
-statistical error bars of the DMFT and of simulations.
+round-off for smooth integrands on the Gauss-Hermite rules, 1e-7 with ReLU kinks in two
+dimensions and 3e-5 in three, about 2e-4 of the value with quasi-Monte Carlo (ReLU, four
+dimensions), 1e-5 for the class error of a sign target.  The same points serve every replica
+and seed (common random numbers), so this integration error is common to them and cancels in
+differences; it stays below the statistical error bars of the DMFT and of simulations.
 
 :func:`replica_errors` evaluates many parameter sets at once (the replicas of a DMFT solve at
 every step) for the price of a few: each replica on a small rule, corrected by the difference
@@ -47,7 +47,7 @@ __all__ = ["PopulationRule", "population_errors", "replica_errors", "refit", "re
 #: Gauss-Hermite nodes per coordinate by dimension p + k (accurate and small rules); above,
 #: quasi-Monte Carlo with 2^SOBOL_LOG2 points
 HERMITE_NODES = {"accurate": {1: 96, 2: 96, 3: 40}, "small": {1: 24, 2: 24, 3: 16}}
-SOBOL_LOG2 = {"accurate": 14, "small": 11, "class": 16, "class-small": 12}
+SOBOL_LOG2 = {"accurate": 16, "small": 11, "class": 18, "class-small": 12}
 SOBOL_SEED = 20240214
 #: largest number of pre-activations (parameter sets x points x p) held at once
 CHUNK = 2 ** 22
