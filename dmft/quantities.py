@@ -1,6 +1,6 @@
 """The quantities that figures and tables show, declared once: their field, title and entries.
 
-:data:`QUANTITIES` are the columns of every figure (normalised overlaps, Q, train loss, test
+``QUANTITIES`` are the columns of every figure (normalised overlaps, Q, train loss, test
 error); :func:`quantities_for` adds those a problem has beyond the paper's model: the class
 error (+-1 labels, eq. (7.3)), the second layer a_j(t) (trained readout, eq. (7.4)) and the
 error of the refit readout (eqs. (7.10), (7.11); by default with a trained readout, where it
@@ -56,7 +56,7 @@ def entries(quantity, problem):
 
 
 def quantities_for(problem, refit=None):
-    """The columns of a figure of ``problem``: :data:`QUANTITIES`, then the class error when
+    """The columns of a figure of ``problem``: ``QUANTITIES``, then the class error when
     the labels are +-1, the second layer when it is trained and the refit error when
     ``refit`` (None: when the readout is trained).
 
