@@ -65,8 +65,8 @@ _CHUNK = 5000
 
 
 def entries(name, x):
-    """The independent entries of observable ``name`` of ``x`` (..., T+1, *shape), flattened to
-    (..., T+1, n): M's p x k entries, Q's upper triangle, a loss as one entry.
+    """The independent entries of observable ``name`` of ``x``, shape ``(..., T+1, *shape)``,
+    flattened to (..., T+1, n): M's p x k entries, Q's upper triangle, a loss as one entry.
 
     Parameters
     ----------
@@ -244,7 +244,7 @@ def agreement(dmft, sim, level=LEVEL, n_boot=N_BOOT):
 
 
 def assess(result, sim, level=LEVEL, n_boot=N_BOOT):
-    """Test a :class:`~dmft.Result` against a :class:`~dmft.simulate.SimResult`.
+    """Test a :class:`~dmft.Result` against a :class:`~dmft.SimResult`.
 
     Uses the replicas and seeds when present; otherwise the means and errors with the Sidak test
     (errors then counted with G = ``result.n_groups`` and S = ``sim.n_seeds``).

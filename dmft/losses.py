@@ -1,12 +1,12 @@
 """The per-sample losses l(yhat, y) of ``Problem.loss`` and their derivatives in yhat, eq. (7.1).
 
-==============  ===========================  ====================  =====================
-loss            l(yhat, y)                   l' = dl/dyhat         l'' = d^2 l/dyhat^2
-==============  ===========================  ====================  =====================
-``square``      (yhat - y)^2 / 2             yhat - y              1
-``logistic``    log(1 + exp(-y yhat))        -y S(-y yhat)         S(y yhat) S(-y yhat)
-``correlation`` -y yhat                      -y                    0
-==============  ===========================  ====================  =====================
+===============  ===========================  ====================  =====================
+loss             l(yhat, y)                   l' = dl/dyhat         l'' = d^2 l/dyhat^2
+===============  ===========================  ====================  =====================
+``square``       (yhat - y)^2 / 2             yhat - y              1
+``logistic``     log(1 + exp(-y yhat))        -y S(-y yhat)         S(y yhat) S(-y yhat)
+``correlation``  -y yhat                      -y                    0
+===============  ===========================  ====================  =====================
 
 S(u) = 1 / (1 + exp(-u)) is the logistic function; the logistic loss assumes y in {-1, +1}
 (checked by :class:`~dmft.Problem`).  All functions are vectorised over numpy arrays and

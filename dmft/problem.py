@@ -109,8 +109,8 @@ class Problem:
     ridge_readout : float >= 0 or None
         Ridge of the second layer (trained readout only); None means 0.
     normalize : {"none", "sphere"}
-        ``"sphere"`` puts every first-layer row back on |w_j|^2 = d after each step (Q0 must
-        have a unit diagonal).
+        ``"sphere"`` puts every first-layer row back on ``|w_j|^2 = d`` after each step (Q0
+        must have a unit diagonal).
 
     With a fixed readout ``eta_readout`` and ``ridge_readout`` are None (they may not be given).
     ``pm_labels`` says whether the labels are +-1 (then results carry a class error).

@@ -65,6 +65,11 @@ VARIABLES = {
     "class_error": Variable(("t",), "classification error",
                             "population 0-1 error P(y yhat <= 0) on a fresh sample (labels in "
                             "{-1, +1} only)", equation="eq. (7.3)"),
+    "test_error_sampled": Variable(("t",), "test error averaged over the sample paths",
+                                   "E[l(yhat, y)] averaged over the DMFT sample side's fresh "
+                                   "Monte Carlo paths (noisier than test_error, which is a "
+                                   "function of M, Q, a; a cross-check)",
+                                   equation="eq. (2.14)"),
     "C_theta": Variable(("t", "s", "neuron", "neuron2"), "weight-side covariance",
                         "C_theta(t, s) = E[theta(t) theta(s)^T] = E[omega(t) omega(s)^T], "
                         "theta the weights orthogonal to the target",

@@ -84,8 +84,10 @@ def _test_error(problem, act, M, Q, a, zt, ut, eps_t):
     return float(np.mean(loss_value(problem.loss, yhat, y))), cls, corr
 
 
-def run_seed(problem_dict, d, seed_seq, dtype="float64", n_test=100_000):
-    """One finite-size GD run; returns per-step arrays and the status (picklable in and out)."""
+def run_seed(problem_dict, d, seed_seq, dtype="float64", n_test=100_000, observer=None):
+    """One finite-size GD run; returns per-step arrays and the status (picklable in and out).
+    ``observer(t, W, W_star, a)``, if given, sees the weights at every step (before the update;
+    for tests that need more than the order parameters, e.g. an actual refit on fresh data)."""
     problem = Problem.from_dict(problem_dict)
     act = get_activation(problem.activation)
     dt = DTYPES[dtype]
@@ -129,6 +131,8 @@ def run_seed(problem_dict, d, seed_seq, dtype="float64", n_test=100_000):
         act_H = act.f(H).astype(dt)
         yhat = act_H @ a
         out["M"][t], out["Q"][t], out["a"][t] = M, Q, a
+        if observer is not None:
+            observer(t, W, W_star, a)
         if problem.loss == "square":               # the paper's model, bit for bit
             err = yhat - yb
             out["train_loss"][t] = 0.5 * float(np.mean(err.astype(np.float64) ** 2))
