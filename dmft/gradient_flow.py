@@ -94,10 +94,22 @@ def series(result, name, taus):
 
 @dataclass
 class GradientFlowLimit:
-    """Extrapolation eta -> 0 at common times: ``tau`` (n,), the learning rates ``etas``, the
-    polynomial ``degree``; per observable name, ``value`` and ``error`` (n, ...) of the
-    intercept y_GF(tau) and ``chi2`` (n, ...) the fit's chi^2 per degree of freedom (NaN
-    without one)."""
+    """Extrapolation eta -> 0 at common times.
+
+    Attributes
+    ----------
+    tau : ndarray, shape (n,)
+        The common times eta t.
+    etas : ndarray
+        The learning rates extrapolated from.
+    degree : int
+        Degree of the polynomial in eta.
+    value, error : dict of str to ndarray
+        Per observable name, the intercept y_GF(tau) (n, ...) and its standard error.
+    chi2 : dict of str to ndarray
+        Per observable name, the fit's chi^2 per degree of freedom (n, ...) (NaN without
+        one).
+    """
 
     tau: np.ndarray
     etas: np.ndarray

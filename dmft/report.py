@@ -9,12 +9,17 @@ replica at a time, so that only one replica's dense matrices are ever held):
   (2.10)), the diagonal blocks C_theta(t, t) those the dynamics used;
 * R_theta solves sum_{s>=v} R_theta(t, s) K(s, v) = B(t, v) and R_g solves
   sum_{w>=u} R_g(t, w) B(w, u-1) = E[g(t) nu(u-1)^T] / sqrt(alpha) (B(u, u-1) =
-  -eta K(u-1, u-1)) and sum_w R_g(t, w) P(w) = E[g(t) eps0^T]: block triangular systems whose
+  -eta K(u-1, u-1), -eta D(u) K(u-1, u-1) under spherical GD, eq. (7.9)) and
+  sum_w R_g(t, w) P(w) = E[g(t) eps0^T]: block triangular systems whose
   diagonal blocks are replaced by truncated pseudo-inverses D (innovations below
   ``report_rtol`` of the largest dropped).  With L the strictly block-lower part of the matrix,
   the solution is rhs (I + D L)^{-1} D, and I + D L is unit lower triangular: one BLAS-3
   triangular solve (LAPACK ``trtrs``) per kernel;
 * Psi(t) = P(t) C0^{-1/2}.
+
+Under spherical GD the rows P(t), B(t, .) already carry D(t) on the left (eqs. (7.8)-(7.9)), so
+the Gram matrices give C_theta(t, s) = D(t) Ctilde(t, s) D(s) and the solves R_theta(t, s) =
+D(t) Rtilde(t, s) (R_theta(s+1, s) = -eta D(s+1)) and Psi(t) = D(t) Psitilde(t).
 
 The pathwise estimator computes R_g itself and carries Psi and R_theta in its dynamics; only
 its Gram matrices are formed here.  Means over replicas are sums in replica order, the
@@ -107,6 +112,8 @@ class PackedKernels:
     def __init__(self, weight, last):
         self.w, self.last = weight, last
         self.M = weight.M
+        #: a trained readout's a(t) per replica (G, T+1, p), set by the solver; None: fixed
+        self.a = None
 
     def Q(self, t):
         """Q(t) = M M^T + C_theta(t, t), per replica (G, p, p)."""
@@ -146,7 +153,10 @@ class PackedKernels:
             D = truncated_inv_diag(K, T, p, w.report_rtol)
             R_theta[:, :T] = to_blocks(solve_block_lower(K[:n, :n], D, B), p)
             S = dense_rows(w.S_nu_rows, g, T + 1, n) / np.sqrt(w.alpha)
-            Rw = solve_block_lower(B[p:], -D / w.eta, S)        # R_g(t, w), w >= 1
+            Dg = -D / w.eta                 # inverse of B(u, u-1) = -eta D(u) K(u-1, u-1)
+            if w.D is not None:             # spherical GD, eq. (7.9)
+                Dg = Dg / w.D[g, 1:T + 1, None, :]
+            Rw = solve_block_lower(B[p:], Dg, S)                 # R_g(t, w), w >= 1
             R_g[:, 1:] = to_blocks(Rw, p)
             rhs = w.S_eps[g, :T + 1] - Rw.reshape(T + 1, p, n) @ w.P[g, 1:T + 1].reshape(n, p)
         else:

@@ -13,14 +13,23 @@ field               shape                meaning
 ``overlap``         (T+1, p, k)          normalised overlaps M_jr / sqrt(Q_jj)
 ``train_loss``      (T+1,)               mean loss over the samples used at step t
 ``test_error``      (T+1,)               population loss on a fresh sample, noise included
+                                         (DMFT: a function of each replica's M, Q, a, eq.
+                                         (1.10); simulation: over n_test Gaussian samples)
+``a``               (T+1, p)             second layer (constant for a fixed readout)
+``class_error``     (T+1,)               P(y yhat <= 0) on a fresh sample (+-1 labels only;
+                                         None otherwise)
 ``C_theta``         (T+1, T+1, p, p)     weight-side covariance (Result only)
 ``R_theta``         (T+1, T+1, p, p)     weight-side response R_theta(t, s), s < t
 ``C_g``, ``R_g``    (T+1, T+1, p, p)     sample-side covariance and response of g
 ``Psi``             (T+1, p, p)          response of theta(t) to theta(0)
 ==================  ===================  ==============================================
 
-A Result's ``replicas`` hold the per-replica M, Q, overlap, train_loss and test_error (leading
-axis G) from which means and errors are formed; a SimResult's ``seeds`` the per-seed ones.
+A Result's ``replicas`` hold the per-replica M, Q, overlap, train_loss, test_error, a (and
+class_error) (leading axis G) from which means and errors are formed, and
+``test_error_sampled``, the test error averaged over the sample side's own paths (the estimate
+before 0.2, noisier: a cross-check); a SimResult's ``seeds`` the per-seed ones.
+:meth:`Curves.refit_error` gives the error of the best second layer refit on the frozen
+features at every step (eqs. (7.10), (7.11)).
 Steps after a numerical failure are NaN (``steps_completed`` says how far the curves are
 valid, ``status`` and ``message`` why they stop) and a :class:`~dmft.DivergenceWarning` is
 issued when the result is built.
@@ -34,6 +43,7 @@ import numpy as np
 from . import schema
 from .errors import DivergenceWarning, ProblemError
 from .io import open_dataset, write_dataset
+from .population import refit, replica_errors, replica_refit
 from .problem import Problem
 from .report import KERNELS, Deferred, mean_err
 from .schema import attr, group, var
@@ -74,6 +84,12 @@ class Curves:
     test_error, test_error_err : ndarray, shape (steps+1,)
         Test error, eq. (1.9): the population loss on a fresh sample, label noise included,
         and its standard error.
+    a, a_err : ndarray, shape (steps+1, p)
+        The second layer a(t) (constant for a fixed readout; eqs. (7.5), (7.6)) and its
+        standard error.
+    class_error, class_error_err : ndarray, shape (steps+1,), optional
+        Class error P(y yhat <= 0) on a fresh sample, eq. (7.3), and its standard error
+        (labels +-1 only; None otherwise).
     seed : int
         The root seed of every random draw (drawn from the operating system's entropy when
         the run was given ``seed=None``); the same seed and options reproduce the result.
@@ -101,6 +117,10 @@ class Curves:
     train_loss_err: np.ndarray = var()
     test_error: np.ndarray = var()
     test_error_err: np.ndarray = var()
+    a: np.ndarray = var()
+    a_err: np.ndarray = var()
+    class_error: np.ndarray = var(optional=True)
+    class_error_err: np.ndarray = var(optional=True)
     seed: int = attr()
     version: str = attr()
     status: str = attr()
@@ -163,8 +183,9 @@ class Curves:
         """
         return write_dataset(self.to_dataset(), path)
 
-    def plot(self, path=None, fig=None):
-        """Overlaps, Q and losses with +-2 standard-error bands.
+    def plot(self, path=None, fig=None, refit=None):
+        """Overlaps, Q and losses with +-2 standard-error bands (and the class error, a(t) and
+        the refit error when the problem has them, :func:`dmft.quantities.quantities_for`).
 
         Parameters
         ----------
@@ -172,13 +193,36 @@ class Curves:
             Save the figure there (atomically).
         fig : matplotlib.figure.Figure, optional
             Draw into this figure.
+        refit : bool or None
+            Draw the refit-readout error (None: when the readout is trained).
 
         Returns
         -------
         matplotlib.figure.Figure
         """
         from .plotting import plot_result
-        return plot_result(self, path=path, fig=fig)
+        return plot_result(self, path=path, fig=fig, refit=refit)
+
+    def refit_error(self, ridge=0.0):
+        """Test error of the best second layer refit on the frozen features sigma(W(t) x) at every
+        step (square loss, label noise included; eqs. (7.10), (7.11)): a function of M(t) and
+        Q(t), evaluated for each DMFT replica (:func:`dmft.population.replica_refit`) or each
+        simulation seed (:func:`dmft.population.refit`), then averaged.
+
+        Parameters
+        ----------
+        ridge : float >= 0
+            Ridge of the refit.
+
+        Returns
+        -------
+        (ndarray, ndarray)
+            The refit error and its standard error over the replicas or seeds, shape (T+1,).
+        """
+        if hasattr(self, "replicas"):          # many replicas, close together: control variate
+            return mean_err(replica_refit(self.problem, self.replicas["M"], self.replicas["Q"],
+                                          ridge))
+        return mean_err(refit(self.problem, self.seeds["M"], self.seeds["Q"], ridge)[1])
 
     def warn_if_failed(self, what):
         """Issue the :class:`~dmft.DivergenceWarning` of a run that stopped early; nothing if
@@ -297,13 +341,22 @@ class Result(Curves):
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             diag = np.sqrt(np.einsum("gtjj->gtj", Q_rep))
             ov_rep = kernels.M / diag[..., None]
+        a_rep = getattr(kernels, "a", None)       # a trained readout's a(t) per replica
+        if a_rep is None:
+            a_rep = np.broadcast_to(problem.a, Q_rep.shape[:2] + problem.a.shape)
         rep = {"M": kernels.M.copy(), "Q": Q_rep, "overlap": ov_rep,
-               "train_loss": losses[..., 0].copy(), "test_error": losses[..., 1].copy()}
+               "train_loss": losses[..., 0].copy(), "test_error_sampled": losses[..., 1].copy(),
+               "a": np.array(a_rep, dtype=np.float64)}
         bad = slice(completed + 1, None)
         for x in rep.values():
             x[:, bad] = np.nan
+        # the test error (and class error) of each replica from its own M, Q, a: a function of
+        # them (eq. (1.10)), free of the sample side's Monte Carlo noise on the losses
+        rep["test_error"], class_rep = replica_errors(problem, rep["M"], rep["Q"], rep["a"])
+        if class_rep is not None:
+            rep["class_error"] = class_rep
         f = {}
-        for name in OBSERVABLES:
+        for name in OBSERVABLES + ("a",) + (("class_error",) if class_rep is not None else ()):
             f[name], f[name + "_err"] = mean_err(rep[name])
         f.update(kernels.fields(completed) if hasattr(kernels, "C_theta") else kernels.fields())
         res = cls(problem=problem, seed=seed, n_paths=n_paths, n_groups=n_groups,

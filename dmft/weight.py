@@ -35,7 +35,13 @@ per array instead of G T^2 p^2:
 ``S_eps``          (G, T+1, p, p)           E[g(t) eps0^T]                  (Stein estimator)
 ``S_nu_rows[t]``   (G, p, t p)              E[g(t) nu(v)^T], v < t          (Stein estimator)
 ``M``, ``C_diag``  (G, T+1, p, k), (.., p)  overlaps M(t) and C_theta(t, t)
+``D``              (G, T+1, p)              spherical GD only: the diagonal of D(t), eq. (7.8)
 =================  =======================  ============================================
+
+Spherical GD (eqs. (7.7)-(7.9)) multiplies row t of M, P and B (and C_theta(t, t) on both
+sides) by D(t) on the left once C_theta(t, t) is known (:meth:`WeightSide.normalize`); the
+corrections that :meth:`WeightSide.finalize_innovation` later makes to B(t, .) carry D(t) too,
+B(t, t-1) = -eta D(t) K(t-1, t-1), and so does the memory's coefficient of -r(t-1).
 
 The dynamics needs only the rows of the current step and C_theta(t, t).  The two-time kernels
 that are reported (C_theta, C_g, R_g, Psi, R_theta per replica) are formed from these rows by
@@ -49,6 +55,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .beyond import sphere_factor
 from .errors import PSD_RTOL, check_projection
 from .linalg import eigh_sym, psd_sqrt, sqrt_and_pinv, swap
 from .report import PackedKernels, dense_fields
@@ -128,8 +135,11 @@ class WeightSide:
     #: treated as zero when whitening (1e-12 in variance: round-off, not physics)
     CUT = 1e-6
 
-    def __init__(self, G, T, p, k, alpha, eta, ridge, C0, M0, pathwise=False, report_rtol=1e-3):
+    def __init__(self, G, T, p, k, alpha, eta, ridge, C0, M0, pathwise=False, report_rtol=1e-3,
+                 sphere=False):
         self.G, self.T, self.p, self.k = G, T, p, k
+        #: spherical GD: the factors D(t) of eq. (7.8), diagonal (G, T+1, p); None otherwise
+        self.D = np.ones((G, T + 1, p)) if sphere else None
         self.alpha, self.eta, self.ridge = alpha, eta, ridge
         self.pathwise = pathwise
         #: innovations below this fraction of the largest are dropped in the reporting
@@ -190,11 +200,17 @@ class WeightSide:
         B_row = self.B_row(t)
         return StepCoefficients(
             P_t=np.ascontiguousarray(self.P[:, t]), B_row=B_row, B_mem=B_row,
-            c_last=np.full((G, p), self.eta if t >= 1 else 0.0),
+            c_last=self._c_last(t),
             K_prev=self.K_row(t - 1, t - 1) if t >= 1 else np.zeros((G, 0, p, p)),
             c_prev=self.c_prev, K_inv_prev=self.K_inv_prev,
             M_t=np.ascontiguousarray(self.M[:, t]),
             R_theta=self.dense.R_theta if self.pathwise else None)
+
+    def _c_last(self, t):
+        """Coefficient of -r(t-1) in the memory term: eta, or eta D(t) on the sphere, since
+        B(t, t-1) = -eta D(t) K(t-1, t-1) (eq. (7.9))."""
+        c = np.full((self.G, self.p), self.eta if t >= 1 else 0.0)
+        return c if self.D is None else c * self.D[:, t]
 
     # ------------------------------------------------------------------ forward step
     def _response_products(self, s):
@@ -242,6 +258,25 @@ class WeightSide:
             A = self.B_rows[t]                                                # (G, p, n)
             C += self.alpha * (A @ swap(A))
         self.C_diag[:, t] = 0.5 * (C + swap(C))
+
+    @_overflow_checked
+    def normalize(self, t):
+        """Spherical GD: multiply row t of M, P, B and C_theta(t, t) (and Psi, R_theta for the
+        pathwise estimator) by D(t) on the left, eqs. (7.8)-(7.9), after :meth:`advance`
+        (t >= 1; M(t) is then still the unnormalised Mtilde(t) of :meth:`update_M`).  The
+        reported C_theta(t, s) = D(t) Ctilde(t, s) D(s) and R_theta(t, s) = D(t) Rtilde(t, s)
+        follow from the rows (:mod:`dmft.report`)."""
+        D = sphere_factor(self.M[:, t], self.C_diag[:, t])
+        self.D[:, t] = D
+        col = D[:, :, None]
+        self.M[:, t] *= col
+        self.P[:, t] *= col
+        self.B_rows[t] *= col
+        C = col * self.C_diag[:, t] * D[:, None, :]                      # D Ctilde(t, t) D
+        self.C_diag[:, t] = 0.5 * (C + swap(C))
+        if self.pathwise:
+            self.dense.Psi[:, t] *= col
+            self.dense.R_theta[:, t, :t] *= col[:, None]
 
     # ------------------------------------------------------------------ sample-side results
     def ingest(self, t, sums, counts):
@@ -306,10 +341,15 @@ class WeightSide:
         Kss = K_row[:, :, n:n + p]
         old = Kss @ swap(Kss)
         K_row[:, :, :n] += cf
-        B_next[:, :, :n] -= self.eta * cf
         K_row[:, :, n:n + p] = Knew
         self.K_inv[:, s] = Kinv
-        B_next[:, :, n:n + p] = -self.eta * K_row[:, :, n:n + p]
+        if self.D is None:
+            B_next[:, :, :n] -= self.eta * cf
+            B_next[:, :, n:n + p] = -self.eta * K_row[:, :, n:n + p]
+        else:                        # row s+1 of B carries D(s+1) (eq. (7.9))
+            lr = self.eta * self.D[:, s + 1, :, None]
+            B_next[:, :, :n] -= lr * cf
+            B_next[:, :, n:n + p] = -lr * K_row[:, :, n:n + p]
         scale = np.maximum(self.g_scale, 1e-300) ** 2
         change = float(np.max(np.abs(resid - old).max(axis=(-1, -2)) / scale))
         return self.K_inv[:, s], change
