@@ -55,7 +55,7 @@ def problem_codes(problem):
             getattr(problem, "normalize", "none") == "sphere")
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _softplus(u):
     """log(1 + e^u), stable."""
     if u > 0.0:
@@ -63,7 +63,7 @@ def _softplus(u):
     return math.log1p(math.exp(u))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _logistic(u):
     """S(u) = 1 / (1 + e^{-u}), stable."""
     if u >= 0.0:
@@ -72,7 +72,7 @@ def _logistic(u):
     return e / (1.0 + e)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def loss_value(loss, yhat, y):
     """l(yhat, y), eq. (7.1)."""
     if loss == SQUARE:
@@ -83,7 +83,7 @@ def loss_value(loss, yhat, y):
     return -y * yhat
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def dloss(loss, yhat, y):
     """l' = dl/dyhat, eq. (7.1)."""
     if loss == SQUARE:
@@ -93,7 +93,7 @@ def dloss(loss, yhat, y):
     return -y
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def d2loss(loss, yhat, y):
     """l'' = d^2 l/dyhat^2, eq. (7.1) (labels +-1 for the logistic loss)."""
     if loss == SQUARE:
@@ -107,15 +107,29 @@ def d2loss(loss, yhat, y):
 @njit(cache=True)
 def loss_chunk(loss, YH, YT, y, SEL, ERR):
     """ERR[i] = s_i l'(yhat_i, y_i) over a chunk of paths (the factor of g, eq. (7.2)); returns
-    the sums of s l(yhat, y) (train), l(yhat_test, y) (test) and s (selected paths)."""
+    the sums of s l(yhat, y) (train), l(yhat_test, y) (test) and s (selected paths).
+    Self-contained (no calls): it is compiled into the step kernel of every solve, and each
+    jitted callee would add its own compilations (see :mod:`dmft.kernels`)."""
     s0 = 0.0
     s1 = 0.0
     s2 = 0.0
-    for i in range(YH.shape[0]):
+    n = YH.shape[0]
+    if loss == CORRELATION:              # l = -y yhat, l' = -y
+        for i in range(n):
+            sel = SEL[i]
+            ERR[i] = -sel * y[i]
+            s0 -= sel * y[i] * YH[i]
+            s1 -= y[i] * YT[i]
+            s2 += sel
+        return s0, s1, s2
+    for i in range(n):                   # logistic: l = log(1 + e^{-u}), l' = -y S(-u), u = y yhat
         sel = SEL[i]
-        ERR[i] = sel * dloss(loss, YH[i], y[i])
-        s0 += sel * loss_value(loss, YH[i], y[i])
-        s1 += loss_value(loss, YT[i], y[i])
+        u = y[i] * YH[i]
+        e = math.exp(-abs(u))
+        ERR[i] = -sel * y[i] * (1.0 / (1.0 + e) if u <= 0.0 else e / (1.0 + e))
+        s0 += sel * (max(-u, 0.0) + math.log1p(e))
+        v = y[i] * YT[i]
+        s1 += max(-v, 0.0) + math.log1p(math.exp(-abs(v)))
         s2 += sel
     return s0, s1, s2
 

@@ -72,7 +72,7 @@ coefficients (the weight side's rows carry D(t), the memory's ``c_last`` is eta 
 import numpy as np
 from numba import njit
 
-from .activations import add_sigma, d2sigma, dsigma, scaled_dsigma, sigma
+from .activations import add_sigma, d2sigma, dsigma, scaled_dsigma
 from .beyond import d2loss, loss_chunk
 from .prefetch import prefetch_row
 
@@ -228,8 +228,19 @@ def step(g0, g1, t, code, loss, trained, a, z, y, sqrt_alpha, eps0, nu, kappa, g
                 cl = c_last[b, j]
                 for ii in range(nw):      # HV: h = HT + memory - eta r(t-1)
                     hv[ii] = htv[ii] + (mj[ii] - cl * rj[ii])
-                add_sigma(code, hv, a[b, j], YH)
-                add_sigma(code, htv, a[b, j], YT)
+                sg = R2[j, :nw]           # free after the forward pass
+                if trained:               # sigma(h) kept for the readout's sums, eq. (7.5)
+                    for ii in range(nw):
+                        sg[ii] = 0.0
+                # one call site for yhat, the test prediction and (trained) sigma(h):
+                # every call site of a helper is compiled again (module docstring)
+                for which in range(3 if trained else 2):
+                    x, out, coef = hv, YH, a[b, j]
+                    if which == 1:
+                        x, out = htv, YT
+                    elif which == 2:
+                        out, coef = sg, 1.0
+                    add_sigma(code, x, coef, out)
             if mask.shape[0] == 0:                       # multi-pass: every path selected
                 for ii in range(nw):
                     SEL[ii] = 1.0
@@ -258,11 +269,11 @@ def step(g0, g1, t, code, loss, trained, a, z, y, sqrt_alpha, eps0, nu, kappa, g
             for j in range(p):                           # g = s l' a sigma'(h), eq. (7.2)
                 scaled_dsigma(code, HV[j, :nw], ERR[:nw], a[b, j], g_prev[j, i0:i0 + nw])
             if trained:                  # sum of s l' sigma(h) for the readout, eq. (7.5)
-                for j in range(p):
-                    hv = HV[j, :nw]
+                for j in range(p):       # (sigma(h) left in R2 by the loop above)
+                    sg = R2[j, :nw]
                     s0 = 0.0
                     for ii in range(nw):
-                        s0 += ERR[ii] * sigma(code, hv[ii])
+                        s0 += ERR[ii] * sg[ii]
                     la[b, j] += s0
             # ---- pathwise estimator only
             if R_g is not None:                  # D(t) and the adjoint A(u), path by path

@@ -14,6 +14,10 @@ so memory is O(n_paths) whatever the horizon.  Error bars come from independent 
 in :mod:`dmft.solver`.  Two-time kernels are reported in the conventions of the general
 schedule (alpha_tot = alpha (T+1), C_g = E[s g g^T], R_g = E[s dg/domega]) so that they can be
 compared with ``solve(..., method="general")``.
+
+The models of the theory's section 7 enter as in the general solver: the loss as an integer
+code in the kernel (g = l' a sigma'(h), eq. (7.2)), a trained readout's a(t) per replica
+(eq. (7.5) with alpha), and spherical GD by rescaling row t+1 with D(t+1), eq. (7.14).
 """
 import time
 
