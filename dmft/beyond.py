@@ -2,18 +2,18 @@
 trained second layer, spherical GD.
 
 Losses enter the Numba kernels as an integer ``loss`` code (no Python objects in kernels), the
-way activations do (:mod:`dmft.activations`): ``dloss``, ``d2loss`` and ``loss_value`` are the
+way activations do (``dmft.activations``): ``dloss``, ``d2loss`` and ``loss_value`` are the
 scalar jitted primitives of eq. (7.1), ``loss_chunk`` the chunk loop of the sample side for a
-loss other than the square one (whose loop stays inline in :func:`dmft.kernels.step`, so that
-the default model's arithmetic is untouched).
+loss other than the square one (whose loop stays inline in ``dmft.kernels.step``, so that the
+default model's arithmetic is untouched).
 
-=============  ====  ===================  ======================  ===================
-loss           code  l(yhat, y)           l'                      l''
-=============  ====  ===================  ======================  ===================
-square         0     (yhat - y)^2 / 2     yhat - y                1
-logistic       1     log(1 + e^{-y yhat}) -y S(-y yhat)           S(y yhat) S(-y yhat)
-correlation    2     -y yhat              -y                      0
-=============  ====  ===================  ======================  ===================
+=============  ====  ======================  =================  ======================
+loss           code  l(yhat, y)              l'                 l''
+=============  ====  ======================  =================  ======================
+square         0     (yhat - y)^2 / 2        yhat - y           1
+logistic       1     log(1 + e^{-y yhat})    -y S(-y yhat)      S(y yhat) S(-y yhat)
+correlation    2     -y yhat                 -y                 0
+=============  ====  ======================  =================  ======================
 
 (S the logistic function.)  The trained readout's update, eq. (7.5), and the spherical
 rescaling of the weight side, eqs. (7.8)-(7.9), are the plain numpy functions
@@ -109,7 +109,7 @@ def loss_chunk(loss, YH, YT, y, SEL, ERR):
     """ERR[i] = s_i l'(yhat_i, y_i) over a chunk of paths (the factor of g, eq. (7.2)); returns
     the sums of s l(yhat, y) (train), l(yhat_test, y) (test) and s (selected paths).
     Self-contained (no calls): it is compiled into the step kernel of every solve, and each
-    jitted callee would add its own compilations (see :mod:`dmft.kernels`)."""
+    jitted callee would add its own compilations (see ``dmft.kernels``)."""
     s0 = 0.0
     s1 = 0.0
     s2 = 0.0

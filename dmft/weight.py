@@ -47,6 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .beyond import sphere_factor
 from .errors import PSD_RTOL, check_projection
 from .linalg import eigh_sym, psd_sqrt, sqrt_and_pinv, swap, sym
 from .shard import StepCoefficients
@@ -246,7 +247,6 @@ class WeightSide:
         """Spherical GD: multiply row t of M, P, B, C_theta (and Psi, R_theta for the pathwise
         estimator) by D(t) on the left, eqs. (7.8)-(7.9), after :meth:`advance` (t >= 1; M(t)
         is then still the unnormalised Mtilde(t) of :meth:`update_M`)."""
-        from .beyond import sphere_factor
         K = self.kernels
         D = sphere_factor(K.M[:, t], K.C_theta[:, t, t])
         self.D[:, t] = D

@@ -13,8 +13,8 @@ import dmft
 from dmft.agreement import assess
 
 CASES = {
-    "readout_one_pass": dict(target="tanh(2*z1) + z2", p=2, activation="relu", alpha=2.0,
-                             eta=0.3, steps=6, schedule="one-pass", readout="trained",
+    "readout_one_pass": dict(target="tanh(2*z1) + z2", p=2, activation="relu", alpha=1.0,
+                             eta=0.5, steps=4, schedule="one-pass", readout="trained",
                              eta_readout=0.5),
     "logistic_reuse2": dict(target="sign(z1 + z2)", p=2, activation="tanh", alpha=2.0, eta=0.5,
                             steps=6, loss="logistic", schedule="reuse-2"),
