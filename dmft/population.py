@@ -6,14 +6,15 @@ coordinates z* = W* x / sqrt(d) are exactly jointly Gaussian with covariance [[Q
 Every population average is therefore a Gaussian integral of dimension p + k, which
 :class:`PopulationRule` evaluates on a fixed, deterministic set of points:
 
-* p + k <= 3: tensor Gauss-Hermite (96 nodes per coordinate for p + k <= 2, 40 for 3);
+* p + k <= 3: tensor Gauss-Hermite (400 nodes per coordinate for p + k <= 2, 64 for 3: a ReLU
+  kink across the grid converges only like n^-1.7);
 * p + k >= 4: 2^16 scrambled Sobol points (fixed seed) mapped to Gaussians (quasi-Monte Carlo);
-* the class error, whose integrand jumps, always on 2^18 Sobol points (Gauss-Hermite converges
-  only like 1/n across an oblique jump).
+* the class error, whose integrand jumps, and every quantity of a problem with +-1 labels (a
+  target that jumps) on 2^18 Sobol points (Gauss-Hermite converges only like 1/n across a jump).
 
 Accuracy (measured in tests/test_population.py against adaptive quadrature and closed forms):
-round-off for smooth integrands on the Gauss-Hermite rules, 1e-7 with ReLU kinks in two
-dimensions and 3e-5 in three, about 2e-4 of the value with quasi-Monte Carlo (ReLU, four
+round-off for smooth integrands on the Gauss-Hermite rules, 6e-6 with a ReLU kink in two
+dimensions and 1e-5 in three, about 2e-4 of the value with quasi-Monte Carlo (ReLU, four
 dimensions), 1e-5 for the class error of a sign target.  The same points serve every replica
 and seed (common random numbers), so this integration error is common to them and cancels in
 differences; it stays below the statistical error bars of the DMFT and of simulations.
@@ -46,7 +47,7 @@ __all__ = ["PopulationRule", "population_errors", "replica_errors", "refit", "re
 
 #: Gauss-Hermite nodes per coordinate by dimension p + k (accurate and small rules); above,
 #: quasi-Monte Carlo with 2^SOBOL_LOG2 points
-HERMITE_NODES = {"accurate": {1: 96, 2: 96, 3: 40}, "small": {1: 24, 2: 24, 3: 16}}
+HERMITE_NODES = {"accurate": {1: 400, 2: 400, 3: 64}, "small": {1: 24, 2: 24, 3: 16}}
 SOBOL_LOG2 = {"accurate": 16, "small": 11, "class": 18, "class-small": 12}
 SOBOL_SEED = 20240214
 #: largest number of pre-activations (parameter sets x points x p) held at once
@@ -115,8 +116,8 @@ class PopulationRule:
     def features(self, act, M, Q):
         """sigma(h) at the points for a stack of (M, Q).
 
-        h = M z* + (Q - M M^T)^{1/2} u (negative eigenvalues of Q - M M^T, round-off,
-        clipped).
+        h = M z* + (Q - M M^T)^{1/2} u with the symmetric square root (negative eigenvalues of
+        Q - M M^T, round-off, clipped).
 
         Parameters
         ----------
@@ -132,7 +133,9 @@ class PopulationRule:
         ndarray, shape (B, p, N)
             sigma(h) at the N points."""
         lam, V = np.linalg.eigh(Q - M @ np.swapaxes(M, -1, -2))
-        S = V * np.sqrt(np.clip(lam, 0.0, None))[..., None, :]
+        # the symmetric square root: unique and smooth in (M, Q), so that nearby replicas see
+        # nearby points (an eigenvector factor may flip or rotate from one replica to the next)
+        S = (V * np.sqrt(np.clip(lam, 0.0, None))[..., None, :]) @ np.swapaxes(V, -1, -2)
         return act.f(M @ self.zT + S @ self.uT)
 
 
@@ -162,6 +165,13 @@ def rule_for(p, k, size="accurate"):
     if (p, k, size) not in _RULES:
         _RULES[(p, k, size)] = PopulationRule(p, k, size)
     return _RULES[(p, k, size)]
+
+
+def default_rule(problem):
+    """The accurate rule for ``problem``: Gauss-Hermite or Sobol by dimension, the Sobol rule of
+    the class error when the labels are +-1 (a target that jumps, where Gauss-Hermite converges
+    only like 1/n)."""
+    return rule_for(problem.p, problem.k, "class" if problem.pm_labels else "accurate")
 
 
 def _stack(M, Q, a, p, k):
@@ -211,7 +221,8 @@ def control_variate(func, problem, M, Q, a, **kwargs):
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)          # all-NaN steps stay NaN
         means = [np.nanmean(x, axis=0) for x in (M, Q, a)]
-    small = {"rule": rule_for(p, k, "small"), "class_rule": rule_for(p, k, "class-small")}
+    small = {"rule": rule_for(p, k, "class-small" if problem.pm_labels else "small"),
+             "class_rule": rule_for(p, k, "class-small")}
     per = func(problem, M, Q, a, **small, **kwargs)
     at_small = func(problem, *means, **small, **kwargs)
     at_accurate = func(problem, *means, **kwargs)
@@ -246,7 +257,7 @@ def population_errors(problem, M, Q, a=None, rule=None, class_rule=None):
         Second layer (default ``problem.a``).
     rule, class_rule : PopulationRule, optional
         Integration points of the test error and of the class error (default:
-        :func:`rule_for` (p, k) and (p, k, "class")).
+        :func:`default_rule` and :func:`rule_for` (p, k, "class")).
 
     Returns
     -------
@@ -257,7 +268,7 @@ def population_errors(problem, M, Q, a=None, rule=None, class_rule=None):
     p, k = problem.p, problem.k
     act = get_activation(problem.activation)
     Ms, Qs, As, lead, ok = _stack(M, Q, problem.a if a is None else a, p, k)
-    test = _test_error(problem, rule or rule_for(p, k), act, Ms, Qs, As)
+    test = _test_error(problem, rule or default_rule(problem), act, Ms, Qs, As)
     test[~ok] = np.nan
     if not problem.pm_labels:
         return test.reshape(lead), None
@@ -347,7 +358,7 @@ def refit(problem, M, Q, ridge=0.0, rule=None):
     from .checks import real
     ridge = real("ridge", ridge, nonneg=True)
     p, k = problem.p, problem.k
-    rule = rule or rule_for(p, k)
+    rule = rule or default_rule(problem)
     act = get_activation(problem.activation)
     Ms, Qs, _, lead, ok = _stack(M, Q, np.zeros(p), p, k)
     f = rule.labels(problem.target)
