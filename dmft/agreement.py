@@ -2,7 +2,9 @@
 :func:`dmft.compare`, ``dmft validate`` and the tests.  Decisions, in plain words:
 
 * **What is compared.**  Every entry of M (p x k), the upper triangle of Q, the train loss and the
-  test error at every step t >= 1 (step 0 is the initial condition: reported, not tested).
+  test error at every step t >= 1 (step 0 is the initial condition: reported, not tested); and
+  the second layer a (p entries) when both sides carry its samples (a trained readout, eq.
+  (7.5); a fixed one is equal on both sides and carries no test).
 * **z-scores.**  z = (DMFT mean - simulation mean) / sqrt(e_DMFT^2 + e_sim^2), means and errors
   from the samples: the G replicas of the DMFT, the S seeds of the simulation.  Both errors are
   estimated, so |z| has heavier tails than a normal deviate: each z becomes the
@@ -84,6 +86,8 @@ def entries(name, x):
         return x[..., iu[0], iu[1]]
     if name == "M":
         return x.reshape(x.shape[:-2] + (-1,))
+    if name == "a":
+        return x
     return x[..., None]
 
 
@@ -94,6 +98,8 @@ def _entry_index(name, shape, j):
         return int(iu[0][j]), int(iu[1][j])
     if name == "M":
         return tuple(int(i) for i in np.unravel_index(j, shape[-2:]))
+    if name == "a":
+        return (int(j),)
     return ()
 
 
@@ -219,8 +225,9 @@ def agreement(dmft, sim, level=LEVEL, n_boot=N_BOOT):
         missing = [n for n in OBSERVABLES if n not in samples]
         if missing:
             raise ProblemError(field_, f"no samples of {', '.join(missing)}")
-    X = np.concatenate([entries(n, dmft[n]) for n in OBSERVABLES], axis=-1)     # (G, T+1, m0)
-    Y = np.concatenate([entries(n, sim[n]) for n in OBSERVABLES], axis=-1)      # (S, T+1, m0)
+    names = OBSERVABLES + (("a",) if "a" in dmft and "a" in sim else ())
+    X = np.concatenate([entries(n, dmft[n]) for n in names], axis=-1)           # (G, T+1, m0)
+    Y = np.concatenate([entries(n, sim[n]) for n in names], axis=-1)            # (S, T+1, m0)
     if X.shape[1:] != Y.shape[1:]:
         raise ProblemError("sim", f"steps x entries {Y.shape[1:]} differ from the DMFT's "
                                   f"{X.shape[1:]} (another problem?)")
@@ -233,7 +240,7 @@ def agreement(dmft, sim, level=LEVEL, n_boot=N_BOOT):
     if G > 1 and S > 1:     # rows whose Gaussian combinations have the differences' covariance
         factor = np.concatenate([(X - dx) / np.sqrt(G * (G - 1.0)),
                                  (Y - dy) / np.sqrt(S * (S - 1.0))])      # (G+S, T+1, m0)
-    return _test(scores, dx - dx[:1], factor, _layout(dmft), level, n_boot)
+    return _test(scores, dx - dx[:1], factor, _layout(dmft, names), level, n_boot)
 
 
 def assess(result, sim, level=LEVEL, n_boot=N_BOOT):
@@ -281,9 +288,9 @@ def _scores(diff, ex, ey, G, S):
     return z, normal_equivalent(z, max(min(G, S) - 1, 1)), se, share, (G, S)
 
 
-def _layout(samples):
+def _layout(samples, names=OBSERVABLES):
     """(name, shape of one step, number of entries) per observable."""
-    shapes = {n: np.shape(samples[n])[2:] for n in OBSERVABLES}
+    shapes = {n: np.shape(samples[n])[2:] for n in names}
     return [(n, shp, entries(n, np.zeros((1, 1) + shp)).shape[-1]) for n, shp in shapes.items()]
 
 

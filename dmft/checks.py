@@ -74,8 +74,9 @@ def solver_memory(problem, n_paths, n_groups, response="stein", method="auto", s
                   history="float64"):
     """Bytes a :func:`dmft.solve` needs, as (paths part, kernels part): the per-path histories
     (O(n_paths steps p), O(n_paths) for the one-pass recursion, held by the workers when
-    sharded) and the two-time kernels (O(n_groups steps^2 p^2), with their copies in the
-    result)."""
+    sharded) and the two-time kernels (O(n_groups steps^2 p^2): the weight side's packed rows
+    of B, K and the Stein averages, half a dense array each (:mod:`dmft.weight`), and the
+    result's means and errors; the pathwise estimator also keeps R_g and R_theta dense)."""
     T, p, k = problem.steps, problem.p, problem.k
     hist = 4 if history == "float32" else 8
     two = float(n_groups) * (T + 1) ** 2 * p * p * 8
@@ -86,7 +87,7 @@ def solver_memory(problem, n_paths, n_groups, response="stein", method="auto", s
         per_path = 8 * (k + 2 * p + 2) + T * p * (4 + hist)
         per_path += 0 if problem.plan.kind == "multi-pass" else T + 1
         per_path += 8 * (T + 1) * p * p if response == "pathwise" else 0
-        kernels = 12 * two
+        kernels = (5.0 if response == "pathwise" else 1.5) * two + 24 * two / n_groups
     return (0.0 if sharded else float(n_paths) * per_path), kernels
 
 

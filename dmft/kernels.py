@@ -8,7 +8,7 @@ One call of :func:`step` advances the paths of a range of replica groups by one 
     r(t-1)     = g(t-1) - sum_{w<t-1} K(t-1, w) kappa(w)            (innovation of the path's own g)
     omega(t)   = P(t) eps0 + sqrt(alpha) sum_{v<t} B(t, v) nu(v)    (Gaussian field)
     h(t)       = M(t) z* + omega(t) + sum_{v<t-1} B(t, v) kappa(v) - eta r(t-1)   (memory term)
-    g(t)       = (yhat(h(t)) - y) a * sigma'(h(t))
+    g(t)       = s(t) l'(yhat(h(t)), y) a(t) * sigma'(h(t))                        eq. (7.2)
 
 (B(t, t-1) kappa(t-1) = -eta K(t-1, t-1) K(t-1, t-1)^+ r(t-1) = -eta r(t-1), eta the learning
 rate; nu are the fresh standard normals that drive the field.)
@@ -61,12 +61,19 @@ each estimator is compiled on its first use only.  Every call passes the same ty
 history dtype; the activation ``code`` is a run-time argument, dispatched once per loop by the
 helpers of :mod:`dmft.activations` (one compilation serves every activation).  A new model
 option should enter the same way (a run-time code, or None for an array the default model does
-not use), not as a new specialisation.
+not use), not as a new specialisation.  So do the models of the theory's section 7: the
+``loss`` code (square, logistic, correlation, :mod:`dmft.beyond`; the square loss keeps its
+inline loop, other losses go through ``loss_chunk``), the ``trained`` flag (a trained readout:
+the sums of s l' sigma(h) in ``la``, eq. (7.5)) and the second layer ``a`` (G, p), a(t) per
+group, always passed (a fixed readout passes its constant rows).  Spherical GD changes only the
+coefficients (the weight side's rows carry D(t), the memory's ``c_last`` is eta D(t), eq.
+(7.9)).
 """
 import numpy as np
 from numba import njit
 
 from .activations import add_sigma, d2sigma, dsigma, scaled_dsigma
+from .beyond import d2loss, loss_chunk
 from .prefetch import prefetch_row
 
 CHUNK = 256                 # paths per chunk (measured best of 64..4096 on AVX-512)
@@ -83,15 +90,16 @@ def _scratch(p):
 
 
 @njit(cache=True, nogil=True, fastmath=_FM)
-def step(g0, g1, t, code, a, z, y, sqrt_alpha, eps0, nu, kappa, g_prev, chunks, group_chunks,
-         P_t, B_row, B_mem, c_last, K_prev, c_prev, K_inv_prev, M_t, mask, gg, gk, gz, om2, kk,
-         cw, losses, S_eps, S_nu, D_hist, R_theta, R_g):
+def step(g0, g1, t, code, loss, trained, a, z, y, sqrt_alpha, eps0, nu, kappa, g_prev, chunks,
+         group_chunks, P_t, B_row, B_mem, c_last, K_prev, c_prev, K_inv_prev, M_t, mask, gg, gk,
+         gz, om2, kk, cw, losses, la, S_eps, S_nu, D_hist, R_theta, R_g):
     """Advance the paths of groups g0 .. g1-1 to time t (module docstring) and add their sums
     to the outputs (leading axis: group).
 
     Forward pass, chunk by chunk: leaves r(t-1) in R and ``kappa[c, t-1]``, g(t) in ``g_prev``
-    (read first as g(t-1)), h in HV, the selection and s (yhat - y) per path in SEL and ERR,
-    and adds (s * train loss, test loss, s) to ``losses``.  Accumulation pass: ``gg`` sum
+    (read first as g(t-1)), h in HV, the selection and s l' per path in SEL and ERR,
+    and adds (s * train loss, test loss, s) to ``losses`` (the loss of code ``loss``, eq.
+    (7.1)); with ``trained``, adds sum s l' sigma(h) to ``la`` (G, p) (eq. (7.5)).  Accumulation pass: ``gg`` sum
     g g^T, ``gk`` sum g kappa(v)^T (v < t; kappa(t-1) still raw), ``gz`` sum g z*^T, ``om2``
     sum omega omega^T, ``kk`` sum r r^T, ``cw`` sum r kappa(w)^T (w < t-1) and, for the Stein
     estimator, ``S_eps`` sum g eps0^T and ``S_nu`` sum g nu(v)^T (``D_hist``, ``R_theta``,
@@ -99,7 +107,7 @@ def step(g0, g1, t, code, a, z, y, sqrt_alpha, eps0, nu, kappa, g_prev, chunks, 
     dg(t)/domega(u) by reverse-mode differentiation of each path, A(t) = D(t), A(u) =
     sum_{v=u+1..t} A(v) R_theta(v, u) D(u), with D = dg/dh including sigma'' (smooth sigma
     only), kept in ``D_hist``."""
-    p = a.shape[0]
+    p = a.shape[1]                               # a is a(t) per group (G, p)
     k = z.shape[0]                               # z is (k, N)
     R, R2, MEM, NZ, HV, HT, ACT, SEL, ERR, sums = _scratch(p)
     if R_g is not None:                          # one path's adjoint (pathwise)
@@ -220,8 +228,19 @@ def step(g0, g1, t, code, a, z, y, sqrt_alpha, eps0, nu, kappa, g_prev, chunks, 
                 cl = c_last[b, j]
                 for ii in range(nw):      # HV: h = HT + memory - eta r(t-1)
                     hv[ii] = htv[ii] + (mj[ii] - cl * rj[ii])
-                add_sigma(code, hv, a[j], YH)
-                add_sigma(code, htv, a[j], YT)
+                sg = R2[j, :nw]           # free after the forward pass
+                if trained:               # sigma(h) kept for the readout's sums, eq. (7.5)
+                    for ii in range(nw):
+                        sg[ii] = 0.0
+                # one call site for yhat, the test prediction and (trained) sigma(h):
+                # every call site of a helper is compiled again (module docstring)
+                for which in range(3 if trained else 2):
+                    x, out, coef = hv, YH, a[b, j]
+                    if which == 1:
+                        x, out = htv, YT
+                    elif which == 2:
+                        out, coef = sg, 1.0
+                    add_sigma(code, x, coef, out)
             if mask.shape[0] == 0:                       # multi-pass: every path selected
                 for ii in range(nw):
                     SEL[ii] = 1.0
@@ -233,29 +252,40 @@ def step(g0, g1, t, code, a, z, y, sqrt_alpha, eps0, nu, kappa, g_prev, chunks, 
             s0 = 0.0
             s1 = 0.0
             s2 = 0.0
-            for ii in range(nw):                          # ERR = s (yhat - y), s = 0 or 1
-                sel = SEL[ii]
-                err = sel * (YH[ii] - yc[ii])
-                e_test = YT[ii] - yc[ii]
-                ERR[ii] = err
-                s0 += 0.5 * err * err
-                s1 += 0.5 * e_test * e_test
-                s2 += sel
+            if loss == 0:                                 # square loss, eq. (1.4)
+                for ii in range(nw):                      # ERR = s (yhat - y), s = 0 or 1
+                    sel = SEL[ii]
+                    err = sel * (YH[ii] - yc[ii])
+                    e_test = YT[ii] - yc[ii]
+                    ERR[ii] = err
+                    s0 += 0.5 * err * err
+                    s1 += 0.5 * e_test * e_test
+                    s2 += sel
+            else:                                         # ERR = s l', eqs. (7.1)-(7.2)
+                s0, s1, s2 = loss_chunk(loss, YH[:nw], YT[:nw], yc, SEL[:nw], ERR[:nw])
             sums[0] += s0
             sums[1] += s1
             sums[2] += s2
-            for j in range(p):                           # g = s (yhat - y) a sigma'(h)
-                scaled_dsigma(code, HV[j, :nw], ERR[:nw], a[j], g_prev[j, i0:i0 + nw])
+            for j in range(p):                           # g = s l' a sigma'(h), eq. (7.2)
+                scaled_dsigma(code, HV[j, :nw], ERR[:nw], a[b, j], g_prev[j, i0:i0 + nw])
+            if trained:                  # sum of s l' sigma(h) for the readout, eq. (7.5)
+                for j in range(p):       # (sigma(h) left in R2 by the loop above)
+                    sg = R2[j, :nw]
+                    s0 = 0.0
+                    for ii in range(nw):
+                        s0 += ERR[ii] * sg[ii]
+                    la[b, j] += s0
             # ---- pathwise estimator only
             if R_g is not None:                  # D(t) and the adjoint A(u), path by path
                 for ii in range(nw):
                     i = i0 + ii
                     sel, err = SEL[ii], ERR[ii]
+                    lpp = d2loss(loss, YH[ii], yc[ii])    # D = s (l'' v v^T + l' diag), eq. (7.2)
                     for j in range(p):
-                        sj = sel * a[j] * dsigma(code, HV[j, ii])
+                        sj = sel * a[b, j] * dsigma(code, HV[j, ii])
                         for l in range(p):
-                            D_hist[t, i, j, l] = sj * a[l] * dsigma(code, HV[l, ii])
-                        D_hist[t, i, j, j] += err * a[j] * d2sigma(code, HV[j, ii])
+                            D_hist[t, i, j, l] = sj * lpp * a[b, l] * dsigma(code, HV[l, ii])
+                        D_hist[t, i, j, j] += err * a[b, j] * d2sigma(code, HV[j, ii])
                     for j in range(p):
                         for l in range(p):
                             A[t, j, l] = D_hist[t, i, j, l]

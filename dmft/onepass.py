@@ -14,6 +14,10 @@ so memory is O(n_paths) whatever the horizon.  Error bars come from independent 
 in :mod:`dmft.solver`.  Two-time kernels are reported in the conventions of the general
 schedule (alpha_tot = alpha (T+1), C_g = E[s g g^T], R_g = E[s dg/domega]) so that they can be
 compared with ``solve(..., method="general")``.
+
+The models of the theory's section 7 enter as in the general solver: the loss as an integer
+code in the kernel (g = l' a sigma'(h), eq. (7.2)), a trained readout's a(t) per replica
+(eq. (7.5) with alpha), and spherical GD by rescaling row t+1 with D(t+1), eq. (7.14).
 """
 import time
 
@@ -22,6 +26,8 @@ from numba import njit
 
 from . import compilation
 from .activations import dsigma, get_activation, sigma
+from .beyond import (SQUARE, dloss, loss_value, problem_codes, readout_rates, readout_step,
+                     sphere_factor)
 from .errors import DIVERGENCE, check_projection
 from .linalg import psd_sqrt, swap
 from .progress import progress_bar
@@ -31,10 +37,13 @@ from .weight import Kernels
 
 
 @njit(cache=True, nogil=True)
-def _step(g0, g1, code, a, z, y, zeta, bounds, C_half, M_t, gg, gz, S, losses):
+def _step(g0, g1, code, loss, trained, a, z, y, zeta, bounds, C_half, M_t, gg, gz, S, losses,
+          la):
     """Sums of g g^T, g z^T, g zeta^T and the loss over the fresh samples of groups g0 .. g1-1
-    (one range per thread, :func:`dmft.threads.over_groups`)."""
-    p = a.shape[0]
+    (one range per thread, :func:`dmft.threads.over_groups`); g = l' a(t) sigma'(h), eq.
+    (7.2), with a(t) per group (G, p), and for a trained readout the sums of l' sigma(h) in
+    ``la`` (eq. (7.5))."""
+    p = a.shape[1]
     k = z.shape[1]
     h = np.empty(p)
     g = np.empty(p)
@@ -49,11 +58,18 @@ def _step(g0, g1, code, a, z, y, zeta, bounds, C_half, M_t, gg, gz, S, losses):
                 h[j] = acc
             yhat = 0.0
             for j in range(p):
-                yhat += a[j] * sigma(code, h[j])
-            err = yhat - y[i]
-            losses[b] += 0.5 * err * err
+                yhat += a[b, j] * sigma(code, h[j])
+            if loss == SQUARE:
+                err = yhat - y[i]
+                losses[b] += 0.5 * err * err
+            else:
+                err = dloss(loss, yhat, y[i])
+                losses[b] += loss_value(loss, yhat, y[i])
             for j in range(p):
-                g[j] = err * a[j] * dsigma(code, h[j])
+                g[j] = err * a[b, j] * dsigma(code, h[j])
+            if trained:
+                for j in range(p):
+                    la[b, j] += err * sigma(code, h[j])
             for j in range(p):
                 for l in range(p):
                     gg[b, j, l] += g[j] * g[l]
@@ -72,6 +88,21 @@ def _sqrtm(C, t):
     return half, inv
 
 
+def _normalize(K, t):
+    """Spherical GD: row t of M, C_theta, Psi and R_theta times D(t) on the left, eqs.
+    (7.8)-(7.9)."""
+    D = sphere_factor(K.M[:, t], K.C_theta[:, t, t])
+    col = D[:, :, None]
+    K.M[:, t] *= col
+    K.Psi[:, t] *= col
+    K.R_theta[:, t, :t] *= col[:, None]
+    C = col[:, None] * K.C_theta[:, t, :t + 1]
+    C[:, t] *= D[:, None, :]
+    C[:, t] = 0.5 * (C[:, t] + swap(C[:, t]))
+    K.C_theta[:, t, :t + 1] = C
+    K.C_theta[:, :t + 1, t] = swap(C)
+
+
 def solve_one_pass(problem, N, G, seed, rng, progress):
     """Memory-less one-pass recursion (module docstring); returns a :class:`~dmft.Result`."""
     t_start = time.perf_counter()
@@ -82,7 +113,8 @@ def solve_one_pass(problem, N, G, seed, rng, progress):
         decay = 1.0 - eta * np.float64(problem.ridge)
     n_b = T + 1                                    # alpha_tot = alpha (T+1) in the general form
     act = get_activation(problem.activation)
-    a = np.ascontiguousarray(problem.a)
+    loss, trained, sphere = problem_codes(problem)
+    a_rep = np.broadcast_to(problem.a, (G, T + 1, p)).copy()       # a(t) per replica
     bounds = np.linspace(0, N, G + 1).round().astype(np.int64)
     counts = np.diff(bounds).astype(np.float64)
     K = Kernels.zeros(G, T, p, k)
@@ -106,9 +138,10 @@ def solve_one_pass(problem, N, G, seed, rng, progress):
             y = problem.labels(z, rng.standard_normal(N))
             zeta = rng.standard_normal((N, p))
             gg, S = np.zeros((G, p, p)), np.zeros((G, p, p))
-            gz, lo = np.zeros((G, p, k)), np.zeros(G)
-            args = (act.code, a, z, y, zeta, bounds, np.ascontiguousarray(C_half),
-                    np.ascontiguousarray(K.M[:, t]), gg, gz, S, lo)
+            gz, lo, la = np.zeros((G, p, k)), np.zeros(G), np.zeros((G, p))
+            args = (act.code, loss, trained, np.ascontiguousarray(a_rep[:, t]), z, y, zeta,
+                    bounds, np.ascontiguousarray(C_half), np.ascontiguousarray(K.M[:, t]), gg,
+                    gz, S, lo, la)
             if t == 0:          # compiled (or loaded) before the first step, and said so
                 with compilation.notice(progress) as notice, compilation.watch(notice) as w:
                     compilation.compile_for(_step, 0, G, *args)
@@ -135,6 +168,11 @@ def solve_one_pass(problem, N, G, seed, rng, progress):
             K.Psi[:, t + 1] = A @ K.Psi[:, t]
             K.R_theta[:, t + 1, :t] = A[:, None] @ K.R_theta[:, t, :t]
             K.R_theta[:, t + 1, t] = -eta * eye
+            if sphere:
+                _normalize(K, t + 1)
+            if trained:
+                a_rep[:, t + 1] = readout_step(a_rep[:, t], la / counts[:, None],
+                                               *readout_rates(problem), alpha)
             if not np.all(np.isfinite(lo)):
                 status, message, completed = "diverged", f"step {t}: non-finite losses", t - 1
                 break
@@ -143,6 +181,7 @@ def solve_one_pass(problem, N, G, seed, rng, progress):
                 status, message, completed = "diverged", f"step {t + 1}: non-finite M or " \
                                                          f"C_theta", t
                 break
+    K.a = a_rep                                      # read by Result.from_replicas
     total = time.perf_counter() - t_start - t_compile
     timings = {"total": total, "compile": t_compile, "sample_side": t_sample,
                "weight_side": total - t_sample}

@@ -13,38 +13,20 @@ One convention in every figure (decisions recorded here):
 * under each quantity a residual panel shows z = (DMFT - simulation) / combined standard error
   at every step, shaded where |z| is below the raw |z| at which one entry alone would fail the
   agreement test (``Comparison.z_max``, from :mod:`dmft.agreement`);
-* the columns are the quantities of the tables (:data:`QUANTITIES`): normalised overlaps
-  M_jr / sqrt(Q_jj), the entries of Q, the train loss and the test error;
+* the columns are the quantities of the tables (:data:`dmft.quantities.QUANTITIES`):
+  normalised overlaps M_jr / sqrt(Q_jj), the entries of Q, the train loss and the test error;
+  then, when the problem has them (:func:`dmft.quantities.quantities_for`), the class error
+  (+-1 labels), the second layer a_j(t) (trained readout) and the refit error (trained readout,
+  or on request);
 * the title gives every parameter of the problem (ridge and label noise included) and of the
   runs.
 """
-from dataclasses import dataclass
-
 import numpy as np
 
 from .io import save_figure
+from .quantities import M_RAW, QUANTITIES, Quantity, entries, quantities_for, series  # noqa: F401
 
 
-@dataclass(frozen=True)
-class Quantity:
-    """A column of the figures: a result field, its title and which entries it has ("pk": the
-    p x k entries, "pp": the upper triangle of a p x p matrix, "": a scalar per step)."""
-
-    name: str
-    title: str
-    entries: str
-    symbol: str = ""
-
-
-#: the quantities drawn, in the order of the columns (a new observable is one more line)
-QUANTITIES = (
-    Quantity("overlap", r"normalised overlap $M_{jr}/\sqrt{Q_{jj}}$", "pk", "m"),
-    Quantity("Q", r"Gram matrix $Q_{jl}$", "pp", "Q"),
-    Quantity("train_loss", "train loss", ""),
-    Quantity("test_error", "test error", ""),
-)
-#: the raw overlaps (the observable the validation statistics compare)
-M_RAW = Quantity("M", r"overlaps $M_{jr}$", "pk", "M")
 LINESTYLES = ("-", (0, (5, 2)), "-.", (0, (1, 1.2)), (0, (8, 2, 1, 2)))
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 SCHEDULE_COLORS = ("C0", "C3", "C2", "C1", "C4", "C5")
@@ -52,24 +34,6 @@ BAND_ALPHA = 0.3
 DODGE = 0.15
 #: what a figure of several schedules leaves out of its problem title
 ONE_OF_SEVERAL = ("schedule",)
-
-
-def entries(quantity, problem):
-    """[(index, label)] of the entries of a quantity for a problem (the order of
-    :func:`dmft.compare.entries`)."""
-    p, k = problem.p, problem.k
-    if quantity.entries == "pk":
-        return [((j, r), f"${quantity.symbol}_{{{j + 1}{r + 1}}}$")
-                for j in range(p) for r in range(k)]
-    if quantity.entries == "pp":
-        return [((j, l), f"${quantity.symbol}_{{{j + 1}{l + 1}}}$")
-                for j in range(p) for l in range(j, p)]
-    return [((), "")]
-
-
-def _series(run, name, index):
-    y, e = getattr(run, name), getattr(run, name + "_err")
-    return y[(slice(None),) + index], e[(slice(None),) + index]
 
 
 def _count(n):
@@ -89,7 +53,11 @@ def problem_title(pr, swept=()):
              ("a", "" if default_a else f"a = [{', '.join(f'{x:.3g}' for x in pr.a)}]"),
              ("alpha", rf"$\alpha$ = {pr.alpha:g}"), ("eta", rf"$\eta$ = {pr.eta:g}"),
              ("ridge", f"ridge = {pr.ridge:g}"), ("noise", f"noise = {pr.noise:g}"),
-             ("schedule", pr.schedule), ("steps", f"T = {pr.steps}")]
+             ("schedule", pr.schedule), ("steps", f"T = {pr.steps}"),
+             ("loss", "" if pr.loss == "square" else f"{pr.loss} loss"),
+             ("readout", "" if pr.readout == "fixed" else
+              rf"trained readout ($\eta_a$ = {pr.eta_readout:g}, ridge$_a$ = {pr.ridge_readout:g})"),
+             ("normalize", "" if pr.normalize == "none" else "spherical GD")]
     return ", ".join(text for name, text in parts if text and name not in swept)
 
 
@@ -123,8 +91,8 @@ def zscore(cmp, quantity, index):
     if quantity.name in cmp.z:
         cols = [i for i, _ in entries(quantity, cmp.result.problem)]
         return np.asarray(cmp.z[quantity.name])[:, cols.index(index)]
-    y, e = _series(cmp.result, quantity.name, index)
-    ys, es = _series(cmp.sim, quantity.name, index)
+    y, e = series(cmp.result, quantity.name, index)
+    ys, es = series(cmp.sim, quantity.name, index)
     den = np.sqrt(e ** 2 + es ** 2)
     with np.errstate(invalid="ignore", divide="ignore"):
         z = (y - ys) / den
@@ -177,8 +145,8 @@ def panel_set(fig, comparisons, names=None, quantities=QUANTITIES):
                 shift = DODGE * (e - (len(ents) - 1) / 2) / max(1, (len(ents) - 1) / 2) \
                     if len(ents) > 1 else 0.0
                 ls, mk = LINESTYLES[e % len(LINESTYLES)], MARKERS[e % len(MARKERS)]
-                y, err = _series(res, q.name, index)
-                ys, errs = _series(sim, q.name, index)
+                y, err = series(res, q.name, index)
+                ys, errs = series(sim, q.name, index)
                 draw_dmft(ax, res.t, y, err, color, ls, label or None)
                 draw_sim(ax, sim.t, ys, errs, color, mk, shift)
                 z = zscore(cmp, q, index)
@@ -191,6 +159,7 @@ def panel_set(fig, comparisons, names=None, quantities=QUANTITIES):
         if len(labelled) > 1 and (c == 0 or len(entries(q, comparisons[0].result.problem)) > 1):
             ax.legend(fontsize=7, ncol=2 if len(labelled) > 4 else 1, handlelength=2.6)
         ax.grid(alpha=0.3)
+        ax.ticklabel_format(axis="y", useOffset=False)
         ax.tick_params(labelbottom=False)
         zax.axhspan(-zmax, zmax, color="0.93", zorder=0)
         for sign in (-1, 1):
@@ -226,9 +195,11 @@ def finish(fig, path):
     return fig
 
 
-def plot_result(res, path=None, fig=None):
-    """One run: normalised overlaps, Q, train loss and test error per step (a DMFT Result:
-    lines and +-2 standard-error bands; a SimResult: markers and +-2 standard-error bars).
+def plot_result(res, path=None, fig=None, refit=None):
+    """One run: normalised overlaps, Q, train loss and test error per step, and what the
+    problem has beyond the paper's model (:func:`dmft.quantities.quantities_for`) (a DMFT
+    Result: lines and +-2 standard-error bands; a SimResult: markers and +-2 standard-error
+    bars).
 
     Parameters
     ----------
@@ -237,18 +208,21 @@ def plot_result(res, path=None, fig=None):
         Save the figure there (atomically).
     fig : matplotlib.figure.Figure, optional
         Draw into this figure.
+    refit : bool or None
+        Draw the refit-readout error (None: when the readout is trained).
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    fig = new_figure(path, fig, (15, 3.9))
-    axes = fig.subplots(1, len(QUANTITIES))
+    quantities = quantities_for(res.problem, refit)
+    fig = new_figure(path, fig, (3.75 * len(quantities), 3.9))
+    axes = fig.subplots(1, len(quantities))
     dmft = hasattr(res, "n_paths")
-    for ax, q in zip(axes, QUANTITIES):
+    for ax, q in zip(axes, quantities):
         ents = entries(q, res.problem)
         for e, (index, label) in enumerate(ents):
-            y, err = _series(res, q.name, index)
+            y, err = series(res, q.name, index)
             color, ls, mk = f"C{e % 10}", LINESTYLES[e % len(LINESTYLES)], MARKERS[e % 7]
             if dmft:
                 draw_dmft(ax, res.t, y, err, color, ls, label or None)
@@ -258,6 +232,7 @@ def plot_result(res, path=None, fig=None):
                 draw_sim(ax, res.t, y, err, color, mk, shift, label or None, line=True)
         ax.set_title(q.title, fontsize=9)
         ax.set_xlabel("step t")
+        ax.ticklabel_format(axis="y", useOffset=False)
         ax.grid(alpha=0.3)
         if len(ents) > 1:
             ax.legend(fontsize=7, ncol=2 if len(ents) > 4 else 1, handlelength=2.6)
@@ -266,7 +241,7 @@ def plot_result(res, path=None, fig=None):
     return finish(fig, path)
 
 
-def plot_comparison(cmp, path=None, fig=None, quantities=QUANTITIES):
+def plot_comparison(cmp, path=None, fig=None, quantities=None):
     """Theory against simulation: DMFT lines and bands, simulation markers and bars, and the
     residual z of every entry under each quantity; the worst |z| in each title.
 
@@ -277,8 +252,8 @@ def plot_comparison(cmp, path=None, fig=None, quantities=QUANTITIES):
         Save the figure there (atomically).
     fig : matplotlib.figure.Figure, optional
         Draw into this figure.
-    quantities : tuple of Quantity
-        The columns (default :data:`QUANTITIES`).
+    quantities : tuple of Quantity, optional
+        The columns (default: :func:`dmft.quantities.quantities_for` the problem).
 
     Returns
     -------
@@ -286,6 +261,7 @@ def plot_comparison(cmp, path=None, fig=None, quantities=QUANTITIES):
         Its axes carry the quantity's name as their label (``ax.get_label()``; ``NAME_z`` for
         the residual panels).
     """
+    quantities = quantities or quantities_for(cmp.result.problem)
     fig = new_figure(path, fig, (3.9 * len(quantities), 6.2))
     panel_set(fig, [cmp], quantities=quantities)
     fig.suptitle(f"{run_title(cmp.result)}  vs  {run_title(cmp.sim)}\n"
@@ -309,9 +285,10 @@ def plot_schedules(comparisons, path=None, fig=None):
     -------
     matplotlib.figure.Figure
     """
-    fig = new_figure(path, fig, (3.9 * len(QUANTITIES), 6.2))
+    quantities = quantities_for(comparisons[0].result.problem)
+    fig = new_figure(path, fig, (3.9 * len(quantities), 6.2))
     names = [c.result.problem.schedule for c in comparisons]
-    panel_set(fig, comparisons, names)
+    panel_set(fig, comparisons, names, quantities)
     first = comparisons[0]
     title = problem_title(first.result.problem, ONE_OF_SEVERAL)
     fig.suptitle(f"{' vs '.join(names)}:  {run_title(first.result)}  vs  "
@@ -336,13 +313,14 @@ def plot_story(main, schedules, path=None, fig=None):
     -------
     matplotlib.figure.Figure
     """
-    fig = new_figure(path, fig, (3.9 * len(QUANTITIES), 12.6))
+    quantities = quantities_for(main.result.problem)
+    fig = new_figure(path, fig, (3.9 * len(quantities), 12.6))
     top, bottom = fig.subfigures(2, 1, hspace=0.04)
-    panel_set(top, [main])
+    panel_set(top, [main], quantities=quantities)
     top.suptitle(f"(a) {run_title(main.result)}  vs  {run_title(main.sim)}\n"
                  f"{problem_title(main.result.problem)}", fontsize=9.5)
     names = [c.result.problem.schedule for c in schedules]
-    panel_set(bottom, schedules, names)
+    panel_set(bottom, schedules, names, quantities_for(schedules[0].result.problem))
     first = schedules[0]
     title = problem_title(first.result.problem, ONE_OF_SEVERAL)
     bottom.suptitle(f"(b) {' vs '.join(names)} GD:  {run_title(first.result)}  vs  "

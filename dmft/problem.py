@@ -7,6 +7,10 @@ Shapes (defined once, used everywhere):
 * ``a``  (p,)   fixed second layer, default +-1/sqrt(p) alternating (+, -, +, ...);
 * ``M0`` (p, k) initial overlaps with the target directions, default zeros;
 * ``Q0`` (p, p) initial student Gram matrix, default identity; ``Q0 - M0 M0^T`` must be PSD.
+
+Beyond the paper's model (docs/theory/beyond.md): the ``loss`` (square, logistic, correlation),
+a second layer that is ``fixed`` or ``trained`` (its step ``eta_readout`` and ridge
+``ridge_readout``), and spherical normalisation of the first-layer rows (``normalize``).
 """
 import json
 import math
@@ -31,9 +35,34 @@ MAX_WIDTH = 1000
 #: expression), "name" (one of a list of names), "real", "int" or "array"
 FIELDS = {"target": "expr", "p": "int", "activation": "name", "a": "array", "alpha": "real",
           "eta": "real", "ridge": "real", "noise": "real", "steps": "int", "M0": "array",
-          "Q0": "array", "k": "int", "schedule": "name"}
+          "Q0": "array", "k": "int", "schedule": "name", "loss": "name", "readout": "name",
+          "eta_readout": "real", "ridge_readout": "real", "normalize": "name"}
 #: the fields that set the shapes of the arrays of a solve (a sweep cannot vary them)
 SHAPE_FIELDS = ("p", "k", "steps", "a", "M0", "Q0")
+#: the per-sample losses l(yhat, y) (docs/theory/beyond.md)
+LOSSES = ("square", "logistic", "correlation")
+#: a fixed second layer, or one trained jointly with the first on the same forward pass
+READOUTS = ("fixed", "trained")
+#: no normalisation, or the first-layer rows put back on the sphere |w_j|^2 = d after each step
+NORMALIZATIONS = ("none", "sphere")
+#: Gaussian inputs on which a target's labels are checked to be +-1 (fixed seed)
+LABEL_CHECK_DRAWS = 1000
+
+
+def _choice(field, value, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise ProblemError(field, f"must be one of {', '.join(map(repr, choices))}, "
+                                  f"got {value!r}")
+    return value
+
+
+def pm_one_labels(target, k):
+    """Whether ``target`` takes only the values -1 and +1 on LABEL_CHECK_DRAWS Gaussian inputs
+    z ~ N(0, I_k) drawn with a fixed seed (a classification target such as ``sign(z1)``)."""
+    z = np.random.default_rng(0).standard_normal((LABEL_CHECK_DRAWS, k))
+    with np.errstate(all="ignore"):
+        y = np.asarray(target(z), dtype=np.float64)
+    return bool(np.all((y == 1.0) | (y == -1.0)))
 
 
 def default_second_layer(p):
@@ -82,12 +111,33 @@ class Problem:
         reused at every step), ``"one-pass"``, ``"reuse-R"``, ``"minibatch-B"``.  ``alpha`` is the
         data-set size over d for multi-pass and mini-batch, the size of each fresh batch for
         one-pass and reuse.
+    loss : {"square", "logistic", "correlation"}
+        Per-sample loss: ``(yhat - y)^2 / 2``, ``log(1 + exp(-y yhat))`` (labels in {-1, +1},
+        checked on Gaussian inputs; no label noise) or ``-y yhat``.
+    readout : {"fixed", "trained"}
+        Whether the second layer ``a`` stays fixed or is trained jointly with the first.
+    eta_readout : float > 0 or None
+        Step of the second layer (trained readout only); None means ``eta``.
+    ridge_readout : float >= 0 or None
+        Ridge of the second layer (trained readout only); None means 0.
+    normalize : {"none", "sphere"}
+        ``"sphere"`` puts every first-layer row back on ``|w_j|^2 = d`` after each step (Q0
+        must have a unit diagonal).
+
+    Notes
+    -----
+    With a fixed readout ``eta_readout`` and ``ridge_readout`` are None (they may not be given).
+    ``pm_labels`` says whether the labels are +-1 (then results carry a class error).
     """
 
     def __init__(self, target, p=1, activation="relu", a=None, alpha=1.0, eta=0.1, ridge=0.0,
-                 noise=0.0, steps=10, M0=None, Q0=None, k=None, schedule="multi-pass"):
+                 noise=0.0, steps=10, M0=None, Q0=None, k=None, schedule="multi-pass",
+                 loss="square", readout="fixed", eta_readout=None, ridge_readout=None,
+                 normalize="none"):
         #: fields given explicitly (others are derived from p and the target, see replace())
-        self._given = {name for name, value in (("a", a), ("M0", M0), ("Q0", Q0), ("k", k))
+        self._given = {name for name, value in (("a", a), ("M0", M0), ("Q0", Q0), ("k", k),
+                                                 ("eta_readout", eta_readout),
+                                                 ("ridge_readout", ridge_readout))
                        if value is not None}
         self.target = target if isinstance(target, Target) else Target(target, field="target")
         self.p = _int("p", p, 1, MAX_WIDTH)
@@ -124,6 +174,38 @@ class Problem:
                                       f"(smallest eigenvalue {lam_min:.3g})")
         self.plan = parse_schedule(schedule)
         self.schedule = self.plan.name
+        self._beyond(loss, readout, eta_readout, ridge_readout, normalize)
+
+    def _beyond(self, loss, readout, eta_readout, ridge_readout, normalize):
+        """Check and set the fields beyond the paper's model (docs/theory/beyond.md)."""
+        self.loss = _choice("loss", loss, LOSSES)
+        self.readout = _choice("readout", readout, READOUTS)
+        self.normalize = _choice("normalize", normalize, NORMALIZATIONS)
+        if self.readout == "fixed":
+            for name, value in (("eta_readout", eta_readout), ("ridge_readout", ridge_readout)):
+                if value is not None:
+                    raise ProblemError(name, "only a trained second layer has one "
+                                             "(readout = 'fixed'; set readout = 'trained')")
+            self.eta_readout = self.ridge_readout = None
+        else:
+            self.eta_readout = self.eta if eta_readout is None else \
+                _real("eta_readout", eta_readout, positive=True)
+            self.ridge_readout = 0.0 if ridge_readout is None else \
+                _real("ridge_readout", ridge_readout, nonneg=True)
+        self.pm_labels = self.noise == 0 and pm_one_labels(self.target, self.k)
+        if self.loss == "logistic":
+            if not pm_one_labels(self.target, self.k):
+                raise ProblemError("target", f"the logistic loss needs labels in {{-1, +1}}; "
+                                             f"{self.target.expr!r} takes other values on "
+                                             f"Gaussian inputs (use e.g. sign(...))")
+            if self.noise > 0:
+                raise ProblemError("noise", "label noise is not defined for the logistic loss "
+                                            "(labels in {-1, +1}); set noise = 0")
+        if self.normalize == "sphere":
+            dev = float(np.max(np.abs(np.diag(self.Q0) - 1.0)))
+            if dev > 1e-12:
+                raise ProblemError("Q0", f"spherical normalisation needs a unit diagonal "
+                                         f"(|w_j|^2 = d); the diagonal of Q0 is off by {dev:.3g}")
 
     # ------------------------------------------------------------------ derived
     @property
@@ -175,13 +257,16 @@ class Problem:
         -------
         dict
             Every field of the constructor (``target`` as its expression, ``a``, ``M0`` and
-            ``Q0`` as nested lists, derived values included).
+            ``Q0`` as nested lists, derived values included; ``eta_readout`` and
+            ``ridge_readout`` are None for a fixed readout).
         """
         return {
             "target": self.target.expr, "p": self.p, "activation": self.activation,
             "a": self.a.tolist(), "alpha": self.alpha, "eta": self.eta, "ridge": self.ridge,
             "noise": self.noise, "steps": self.steps, "M0": self.M0.tolist(),
             "Q0": self.Q0.tolist(), "k": self.k, "schedule": self.schedule,
+            "loss": self.loss, "readout": self.readout, "eta_readout": self.eta_readout,
+            "ridge_readout": self.ridge_readout, "normalize": self.normalize,
         }
 
     @classmethod
@@ -228,7 +313,8 @@ class Problem:
     def replace(self, **changes):
         """A new Problem with some fields changed.
 
-        Fields that were derived (``a``, ``M0``, ``Q0``, ``k`` left at None) are derived again,
+        Fields that were derived (``a``, ``M0``, ``Q0``, ``k``, ``eta_readout``,
+        ``ridge_readout`` left at None) are derived again,
         so ``replace(p=3)`` or ``replace(target=...)`` work; fields given explicitly are kept
         unless changed.
 
@@ -243,7 +329,7 @@ class Problem:
             A new problem; this one is unchanged.
         """
         d = self.to_dict()
-        for name in ("a", "M0", "Q0", "k"):
+        for name in ("a", "M0", "Q0", "k", "eta_readout", "ridge_readout"):
             if name not in self._given:
                 d[name] = None
         d.update(changes)
@@ -256,4 +342,14 @@ class Problem:
         return (f"Problem(target={self.target.expr!r}, p={self.p}, k={self.k}, "
                 f"activation={self.activation!r}, alpha={self.alpha}, eta={self.eta}, "
                 f"ridge={self.ridge}, noise={self.noise}, steps={self.steps}, "
-                f"schedule={self.schedule!r})")
+                f"schedule={self.schedule!r}{self._beyond_repr()})")
+
+    def _beyond_repr(self):
+        """The fields beyond the paper's model that differ from their defaults."""
+        out = [f"loss={self.loss!r}"] if self.loss != "square" else []
+        if self.readout == "trained":
+            out += ["readout='trained'", f"eta_readout={self.eta_readout}",
+                    f"ridge_readout={self.ridge_readout}"]
+        if self.normalize != "none":
+            out.append(f"normalize={self.normalize!r}")
+        return "".join(", " + x for x in out)

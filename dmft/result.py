@@ -13,204 +13,41 @@ field               shape                meaning
 ``overlap``         (T+1, p, k)          normalised overlaps M_jr / sqrt(Q_jj)
 ``train_loss``      (T+1,)               mean loss over the samples used at step t
 ``test_error``      (T+1,)               population loss on a fresh sample, noise included
+                                         (DMFT: a function of each replica's M, Q, a, eq.
+                                         (1.10); simulation: over n_test Gaussian samples)
+``a``               (T+1, p)             second layer (constant for a fixed readout)
+``class_error``     (T+1,)               P(y yhat <= 0) on a fresh sample (+-1 labels only;
+                                         None otherwise)
 ``C_theta``         (T+1, T+1, p, p)     weight-side covariance (Result only)
 ``R_theta``         (T+1, T+1, p, p)     weight-side response R_theta(t, s), s < t
 ``C_g``, ``R_g``    (T+1, T+1, p, p)     sample-side covariance and response of g
 ``Psi``             (T+1, p, p)          response of theta(t) to theta(0)
 ==================  ===================  ==============================================
 
-A Result's ``replicas`` hold the per-replica M, Q, overlap, train_loss and test_error (leading
-axis G) from which means and errors are formed; a SimResult's ``seeds`` the per-seed ones.
+A Result's ``replicas`` hold the per-replica M, Q, overlap, train_loss, test_error, a (and
+class_error) (leading axis G) from which means and errors are formed, and
+``test_error_sampled``, the test error averaged over the sample side's own paths (the estimate
+before 0.2, noisier: a cross-check); a SimResult's ``seeds`` the per-seed ones.
+:meth:`Curves.refit_error` gives the error of the best second layer refit on the frozen
+features at every step (eqs. (7.10), (7.11)).
 Steps after a numerical failure are NaN (``steps_completed`` says how far the curves are
 valid, ``status`` and ``message`` why they stop) and a :class:`~dmft.DivergenceWarning` is
 issued when the result is built.
 """
-import math
-import warnings
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
-from . import schema
-from .errors import DivergenceWarning, ProblemError
-from .io import open_dataset, write_dataset
-from .problem import Problem
+from .curves import OBSERVABLES, Curves
+from .errors import ProblemError
+from .io import open_dataset
+from .population import replica_errors
+from .report import KERNELS, Deferred, mean_err
 from .schema import attr, group, var
 from .version import __version__
 
-OBSERVABLES = ("M", "Q", "overlap", "train_loss", "test_error")
-KERNELS = ("C_theta", "R_theta", "C_g", "R_g", "Psi")
-
-
-def mean_err(x):
-    """Mean and standard error over the first axis (replicas or seeds); NaN errors for one
-    sample."""
-    n = x.shape[0]
-    if n < 2:
-        return x.mean(axis=0), np.full(x.shape[1:], np.nan)
-    return x.mean(axis=0), x.std(axis=0, ddof=1) / math.sqrt(n)
-
-
-@dataclass(eq=False, kw_only=True)
-class Curves:
-    """Learning curves with standard errors and the diagnostics of the run that made them.
-
-    The base of :class:`~dmft.Result` (DMFT) and :class:`~dmft.SimResult` (simulation).
-    T = ``problem.steps``.  Every observable ``X`` is a mean (over the DMFT's replicas,
-    eq. (5.1), or the simulation's seeds) with ``X_err``, the standard error of that mean, of
-    the same shape; NaN after the last completed step (:attr:`steps_completed`).
-
-    Attributes
-    ----------
-    problem : Problem
-        The learning problem that was solved or simulated.
-    t : ndarray of int, shape (steps+1,)
-        The steps 0, 1, ..., T at which the curves are given (step t: the weights W(t) after
-        t updates).
-    M, M_err : ndarray, shape (steps+1, p, k)
-        Student-target overlaps ``M(t) = W(t) W*^T / d`` (``M[t, j, r]`` for neuron j and
-        target direction r), eq. (1.6), and their standard errors.
-    Q, Q_err : ndarray, shape (steps+1, p, p)
-        Gram matrix of the student ``Q(t) = W(t) W(t)^T / d``, eq. (1.6), and its standard
-        error.
-    overlap, overlap_err : ndarray, shape (steps+1, p, k)
-        Normalised overlaps ``m_jr(t) = M_jr(t) / sqrt(Q_jj(t))``, eq. (1.6), the cosine between
-        neuron j and target direction r (the mean of the per-replica or per-seed ratios), and
-        their standard errors.
-    train_loss, train_loss_err : ndarray, shape (steps+1,)
-        Train loss, eq. (1.8): the mean of ``(yhat - y)^2 / 2`` over the samples used at step
-        t, with the weights W(t) before the update, and its standard error.
-    test_error, test_error_err : ndarray, shape (steps+1,)
-        Test error, eq. (1.9): the population loss on a fresh sample, label noise included,
-        and its standard error.
-    seed : int
-        The root seed of every random draw (drawn from the operating system's entropy when
-        the run was given ``seed=None``); the same seed and options reproduce the result.
-    version : str
-        The version of ``dmft`` that computed the result.
-    status : {"ok", "diverged"}
-        "ok" when every step completed (see :attr:`ok`).
-    message : str
-        Why the run stopped early, with the step (empty when ``status`` is "ok").
-    timings : dict of str to float
-        Wall-clock times in seconds; the keys are given by :class:`~dmft.Result` and
-        :class:`~dmft.SimResult`.
-    """
-
-    KIND: ClassVar[str] = ""
-    problem: Problem = attr("problem")
-    t: np.ndarray = attr("coord")
-    M: np.ndarray = var()
-    M_err: np.ndarray = var()
-    Q: np.ndarray = var()
-    Q_err: np.ndarray = var()
-    overlap: np.ndarray = var()
-    overlap_err: np.ndarray = var()
-    train_loss: np.ndarray = var()
-    train_loss_err: np.ndarray = var()
-    test_error: np.ndarray = var()
-    test_error_err: np.ndarray = var()
-    seed: int = attr()
-    version: str = attr()
-    status: str = attr()
-    message: str = attr()
-    timings: dict = attr("json")
-
-    @property
-    def steps_completed(self):
-        """Last step at which M and Q are finite (the curves are NaN after it); -1 if none."""
-        good = np.isfinite(self.M).all(axis=(1, 2)) & np.isfinite(self.Q).all(axis=(1, 2))
-        return len(good) - 1 if good.all() else int(np.argmin(good)) - 1
-
-    @property
-    def ok(self):
-        """Whether the run finished every step."""
-        return self.status == "ok"
-
-    def to_dataset(self):
-        """The result as a labelled :class:`xarray.Dataset` (the layout of
-        ``dmft.schema``).
-
-        Returns
-        -------
-        xarray.Dataset
-        """
-        ds = schema.to_dataset(self, self.KIND)
-        ds.attrs["steps_completed"] = self.steps_completed
-        return ds
-
-    @classmethod
-    def from_dataset(cls, ds):
-        """Rebuild a result from :meth:`to_dataset` output.
-
-        Parameters
-        ----------
-        ds : xarray.Dataset
-
-        Returns
-        -------
-        Curves
-            An instance of ``cls``.
-        """
-        schema.check_kind(ds, cls.KIND, cls.__name__)
-        try:
-            return cls(**schema.from_dataset(cls, ds))
-        except (KeyError, ValueError, TypeError) as exc:
-            raise ProblemError("path", f"incomplete or corrupt {cls.KIND} file ({exc})") from None
-
-    def save(self, path):
-        """Write the result to a netCDF file, atomically; read it back with :func:`dmft.load`.
-
-        Parameters
-        ----------
-        path : str or path-like
-
-        Returns
-        -------
-        str
-            The path written.
-        """
-        return write_dataset(self.to_dataset(), path)
-
-    def plot(self, path=None, fig=None):
-        """Overlaps, Q and losses with +-2 standard-error bands.
-
-        Parameters
-        ----------
-        path : str, optional
-            Save the figure there (atomically).
-        fig : matplotlib.figure.Figure, optional
-            Draw into this figure.
-
-        Returns
-        -------
-        matplotlib.figure.Figure
-        """
-        from .plotting import plot_result
-        return plot_result(self, path=path, fig=fig)
-
-    def warn_if_failed(self, what):
-        """Issue the :class:`~dmft.DivergenceWarning` of a run that stopped early; nothing if
-        ``status`` is "ok".
-
-        The warning reads ``"{what} ({message}); steps 0..S kept, later steps are NaN"``, S the
-        last completed step (:attr:`steps_completed`), or ends with "no step completed".
-
-        Parameters
-        ----------
-        what : str
-            The words that open the warning, e.g. ``"DMFT diverged"``.
-
-        Warns
-        -----
-        DivergenceWarning
-            When ``status`` is not "ok".
-        """
-        if not self.ok:
-            kept = f"steps 0..{self.steps_completed} kept, later steps are NaN" \
-                if self.steps_completed >= 0 else "no step completed"
-            warnings.warn(DivergenceWarning(f"{what} ({self.message}); {kept}"), stacklevel=4)
+__all__ = ["Curves", "Result", "SimResult", "load", "OBSERVABLES", "mean_err"]
 
 
 @dataclass(eq=False, kw_only=True)
@@ -285,8 +122,9 @@ class Result(Curves):
         Parameters
         ----------
         problem : Problem
-        kernels : dmft.weight.Kernels
-            Per-replica M and kernels.
+        kernels : dmft.weight.Kernels or dmft.report.PackedKernels
+            Per-replica M and kernels (dense), or the weight side's rows from which the
+            kernels are formed when first read.
         losses : ndarray (G, T+1, 2)
             Per-replica train loss and test error.
         completed : int
@@ -306,26 +144,38 @@ class Result(Curves):
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             diag = np.sqrt(np.einsum("gtjj->gtj", Q_rep))
             ov_rep = kernels.M / diag[..., None]
+        a_rep = getattr(kernels, "a", None)       # a trained readout's a(t) per replica
+        if a_rep is None:
+            a_rep = np.broadcast_to(problem.a, Q_rep.shape[:2] + problem.a.shape)
         rep = {"M": kernels.M.copy(), "Q": Q_rep, "overlap": ov_rep,
-               "train_loss": losses[..., 0].copy(), "test_error": losses[..., 1].copy()}
+               "train_loss": losses[..., 0].copy(), "test_error_sampled": losses[..., 1].copy(),
+               "a": np.array(a_rep, dtype=np.float64)}
         bad = slice(completed + 1, None)
         for x in rep.values():
             x[:, bad] = np.nan
+        # the test error (and class error) of each replica from its own M, Q, a: a function of
+        # them (eq. (1.10)), free of the sample side's Monte Carlo noise on the losses
+        rep["test_error"], class_rep = replica_errors(problem, rep["M"], rep["Q"], rep["a"])
+        if class_rep is not None:
+            rep["class_error"] = class_rep
         f = {}
-        for name in OBSERVABLES:
+        for name in OBSERVABLES + ("a",) + (("class_error",) if class_rep is not None else ()):
             f[name], f[name + "_err"] = mean_err(rep[name])
-        for name in KERNELS:
-            x = getattr(kernels, name).copy()
-            x[:, bad] = np.nan
-            if x.ndim == 5:
-                x[:, :, bad] = np.nan
-            f[name], f[name + "_err"] = mean_err(x)
+        f.update(kernels.fields(completed) if hasattr(kernels, "C_theta") else kernels.fields())
         res = cls(problem=problem, seed=seed, n_paths=n_paths, n_groups=n_groups,
                   response=response, version=__version__, timings=timings, status=status,
                   message=message, t=np.arange(T + 1), replicas=rep,
                   residuals={key: np.asarray(v) for key, v in residuals.items()}, **f)
         res.warn_if_failed(f"DMFT {status}")
         return res
+
+    @property
+    def kernel_source(self):
+        """What the kernels (C_theta, C_g, R_theta, R_g, Psi) will be formed from when first
+        read: a ``dmft.report.PackedKernels`` (its ``nbytes`` the weight side's memory),
+        or None once they are formed (or for a loaded result)."""
+        value = self.__dict__.get("C_theta")
+        return value.source if isinstance(value, Deferred) else None
 
     def summary(self):
         """A short human-readable summary: the run, then the losses and overlaps per step.
@@ -350,6 +200,26 @@ class Result(Curves):
     def __repr__(self):
         return (f"<dmft.Result {self.problem.target.expr!r} p={self.problem.p} "
                 f"T={self.problem.steps} n_paths={self.n_paths} status={self.status}>")
+
+
+def deferred_field(name):
+    """A Result field whose value may be a :class:`~dmft.report.Deferred` (the kernels of a
+    solve, formed from the weight side's rows when first read), replaced by its value then."""
+    def get(self):
+        value = self.__dict__[name]
+        if isinstance(value, Deferred):
+            value = self.__dict__[name] = value.value(name)
+        return value
+
+    def put(self, value):
+        self.__dict__[name] = value
+    return property(get, put, doc=f"``{name}`` (see the module docstring), formed when first "
+                                  f"read")
+
+
+for _name in KERNELS:
+    for _field in (_name, _name + "_err"):
+        setattr(Result, _field, deferred_field(_field))
 
 
 @dataclass(eq=False, kw_only=True)

@@ -51,11 +51,25 @@ VARIABLES = {
                         "m_jr = M_jr / sqrt(Q_jj), the cosine between w_j and w*_r",
                         equation="eq. (1.6)"),
     "train_loss": Variable(("t",), "train loss",
-                           "mean of (yhat - y)^2 / 2 over the samples used at step t",
-                           equation="eqs. (1.8), (2.13)"),
+                           "mean of the loss l(yhat, y) over the samples used at step t "
+                           "((yhat - y)^2 / 2 for the square loss)",
+                           equation="eqs. (1.8), (2.13), (7.1)"),
     "test_error": Variable(("t",), "test error",
-                           "population error E[(yhat - y)^2 / 2] on a fresh sample, label "
-                           "noise included", equation="eqs. (1.9), (2.14)"),
+                           "population loss E[l(yhat, y)] on a fresh sample (E[(yhat - y)^2"
+                           " / 2] for the square loss), label noise included",
+                           equation="eqs. (1.9), (2.14), (7.1)"),
+    "a": Variable(("t", "neuron"), "second layer",
+                  "a_j(t), the second-layer weights (constant for a fixed readout; trained jointly "
+                  "with the first layer for readout = 'trained')",
+                  equation="eqs. (1.3), (7.4), (7.5)"),
+    "class_error": Variable(("t",), "classification error",
+                            "population 0-1 error P(y yhat <= 0) on a fresh sample (labels in "
+                            "{-1, +1} only)", equation="eq. (7.3)"),
+    "test_error_sampled": Variable(("t",), "test error averaged over the sample paths",
+                                   "E[l(yhat, y)] averaged over the DMFT sample side's fresh "
+                                   "Monte Carlo paths (noisier than test_error, which is a "
+                                   "function of M, Q, a; a cross-check)",
+                                   equation="eq. (2.14)"),
     "C_theta": Variable(("t", "s", "neuron", "neuron2"), "weight-side covariance",
                         "C_theta(t, s) = E[theta(t) theta(s)^T] = E[omega(t) omega(s)^T], "
                         "theta the weights orthogonal to the target",
@@ -130,8 +144,11 @@ def dims(name):
     return VARIABLES[name.removesuffix("_err")].dims
 
 
-def var():
-    """A dataclass field stored as a variable of :data:`VARIABLES`."""
+def var(optional=False):
+    """A dataclass field stored as a variable of :data:`VARIABLES`; an ``optional`` one defaults
+    to None and is stored only when set (e.g. the class error, for +-1 labels only)."""
+    if optional:
+        return field(default=None, metadata={"store": "var", "optional": True})
     return field(metadata={"store": "var"})
 
 
@@ -163,7 +180,8 @@ def to_dataset(obj, kind):
     for f in fields(obj):
         store, value = f.metadata.get("store"), getattr(obj, f.name)
         if store == "var":
-            data[f.name] = (dims(f.name), np.asarray(value), attributes(f.name))
+            if value is not None:
+                data[f.name] = (dims(f.name), np.asarray(value), attributes(f.name))
         elif isinstance(store, tuple):
             _, prefix, dim = store
             lead = (dim,) if dim else ()
@@ -191,7 +209,10 @@ def from_dataset(cls, ds):
     for f in fields(cls):
         store = f.metadata.get("store")
         if store == "var":
-            values[f.name] = ds[f.name].values
+            if f.metadata.get("optional") and f.name not in ds:
+                values[f.name] = None
+            else:
+                values[f.name] = ds[f.name].values
         elif store == "coord":
             values[f.name] = ds[f.name].values
         elif isinstance(store, tuple):

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import compilation, kernels
 from .activations import get_activation
+from .beyond import problem_codes
 from .draws import draw_inputs, draw_nu
 from .problem import Problem
 from .threads import over_groups
@@ -48,7 +49,8 @@ class StepCoefficients:
     term and ``c_last`` (G, p) the coefficient of -r(t-1) in it (the learning rate); ``K_prev``
     (G, t-1, p, p) K(t-1, v) and ``c_prev`` (G, t-2, p, p), ``K_inv_prev`` (G, p, p) the
     re-orthogonalisation and whitening of r(t-2) (see :mod:`dmft.kernels`); ``M_t`` (G, p, k);
-    ``R_theta`` (G, T+1, T+1, p, p) or None (pathwise estimator only)."""
+    ``R_theta`` (G, T+1, T+1, p, p) or None (pathwise estimator only); ``a_t`` (G, p) the
+    second layer a(t) of a trained readout (eq. (7.5)), None for a fixed one."""
 
     P_t: np.ndarray
     B_row: np.ndarray
@@ -59,13 +61,14 @@ class StepCoefficients:
     K_inv_prev: np.ndarray
     M_t: np.ndarray
     R_theta: object = None
+    a_t: object = None
 
     def groups(self, g0, g1):
         """The coefficients of groups g0 .. g1-1."""
         sl = slice(g0, g1)
         return StepCoefficients(*(None if x is None else x[sl] for x in (
             self.P_t, self.B_row, self.B_mem, self.c_last, self.K_prev, self.c_prev,
-            self.K_inv_prev, self.M_t, self.R_theta)))
+            self.K_inv_prev, self.M_t, self.R_theta, self.a_t)))
 
 
 @dataclass
@@ -78,7 +81,8 @@ class StepSums:
     ``kk`` sum r(t-1) r(t-1)^T; ``cw`` sum r(t-1) kappa(w)^T, w < t-1; ``losses`` (G, 3): sum of
     s * train loss, of test loss, of s (selected paths).  Stein estimator: ``S_eps`` sum
     g(t) eps0^T and ``S_nu`` sum g(t) nu(v)^T, v < t.  Pathwise estimator: ``R_g`` sum of
-    dg(t)/domega(u), u <= t (G, t+1, p, p)."""
+    dg(t)/domega(u), u <= t (G, t+1, p, p).  ``la`` sum s(t) l' sigma(h(t)) (G, p), for a
+    trained readout (eq. (7.5); zero for a fixed one)."""
 
     gg: np.ndarray
     gk: np.ndarray
@@ -87,6 +91,7 @@ class StepSums:
     kk: np.ndarray
     cw: np.ndarray
     losses: np.ndarray
+    la: np.ndarray = None
     S_eps: object = None
     S_nu: object = None
     R_g: object = None
@@ -112,7 +117,8 @@ class Shard:
         n = int(self.bounds[-1])
         self.n, self.G = n, g1 - g0
         self.code = get_activation(pr.activation).code
-        self.a = np.ascontiguousarray(pr.a)
+        self.loss, self.trained, _ = problem_codes(pr)
+        self.a = np.ascontiguousarray(np.broadcast_to(pr.a, (g1 - g0, pr.p)))   # fixed readout
         self.sqrt_alpha = math.sqrt(pr.alpha_tot)
         self.response = response
         seqs = np.random.SeedSequence(seed).spawn(G)[g0:g1]
@@ -145,13 +151,16 @@ class Shard:
         pathwise = self.response == "pathwise"
         sums = StepSums(gg=np.zeros((G, p, p)), gk=np.zeros((G, t, p, p)),
                         gz=np.zeros((G, p, k)), om2=np.zeros((G, p, p)), kk=np.zeros((G, p, p)),
-                        cw=np.zeros((G, max(t - 1, 0), p, p)), losses=np.zeros((G, 3)))
+                        cw=np.zeros((G, max(t - 1, 0), p, p)), losses=np.zeros((G, 3)),
+                        la=np.zeros((G, p)))
         c = tuple(np.ascontiguousarray(x, dtype=np.float64) for x in (
             coef.P_t, coef.B_row, coef.B_mem, coef.c_last, coef.K_prev, coef.c_prev,
             coef.K_inv_prev, coef.M_t))
-        args = (t, self.code, self.a, self.zT, self.y, self.sqrt_alpha, self.eps0, self.nu,
-                self.kappa, self.g_prev, self.chunks, self.group_chunks, *c, self.mask,
-                sums.gg, sums.gk, sums.gz, sums.om2, sums.kk, sums.cw, sums.losses)
+        a = self.a if coef.a_t is None else np.ascontiguousarray(coef.a_t, dtype=np.float64)
+        args = (t, self.code, self.loss, self.trained, a, self.zT, self.y, self.sqrt_alpha,
+                self.eps0, self.nu, self.kappa, self.g_prev, self.chunks, self.group_chunks, *c,
+                self.mask, sums.gg, sums.gk, sums.gz, sums.om2, sums.kk, sums.cw, sums.losses,
+                sums.la)
         if pathwise:
             sums.R_g = np.zeros((G, t + 1, p, p))
             R_theta = np.ascontiguousarray(coef.R_theta, dtype=np.float64)

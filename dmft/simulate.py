@@ -9,10 +9,17 @@
   a reshuffled fraction of the data set for mini-batch SGD):
   W <- (1 - eta lambda) W - eta G^T X_t / sqrt(d), G = (yhat - y) a * sigma'(H), H = X_t W^T / sqrt(d).
   The train loss at step t is the mean loss over the samples used at step t.
-* Test error (decision recorded here): the population error E_x[(yhat - y)^2 / 2] is a function
-  of (M, Q) only, since (h, z*) of a fresh x is exactly Gaussian with Cov [[Q, M], [M^T, I]].  It
-  is evaluated by Monte Carlo over ``n_test`` Gaussian samples drawn per seed (so its small Monte
-  Carlo error is part of the seed-to-seed spread and of ``test_error_err``); label noise included.
+* Test error (decision recorded here): the population loss E_x[l(yhat, y)] of the problem's loss
+  (eq. (7.1); for the square loss E[(yhat - y)^2 / 2]) is a function of (M, Q, a) only, since
+  (h, z*) of a fresh x is exactly Gaussian with Cov [[Q, M], [M^T, I]].  It is evaluated by Monte
+  Carlo over ``n_test`` Gaussian samples drawn per seed (so its small Monte Carlo error is part of
+  the seed-to-seed spread and of ``test_error_err``); label noise included.  With +-1 labels the
+  class error P(y yhat <= 0) (eq. (7.3)) comes from the same samples.
+* Other losses (eq. (7.1)): G = l'(yhat, y) a * sigma'(H), eq. (7.2).  A trained readout moves on
+  the same forward pass, a <- (1 - eta_a lambda_a) a - (eta_a / d) sigma(H)^T l', eq. (7.4): the
+  sum over the samples used at step t divided by d, as the first layer's gradient is summed.
+  Spherical GD puts every row back on |w_j|^2 = d after each step, eq. (7.7) (Q_jj = 1 to
+  round-off: 1e-15 in float64, 1e-7 in float32).
 
 Seeds run in parallel processes (joblib/loky, one BLAS thread each); seed i uses
 ``SeedSequence(seed).spawn(n_seeds)[i]``, so results do not depend on ``n_jobs``.
@@ -27,6 +34,7 @@ from threadpoolctl import threadpool_limits
 from .version import __version__
 from .activations import get_activation
 from .linalg import psd_factor
+from .losses import loss_derivative, loss_value
 from .errors import DIVERGENCE, PSD_RTOL, ProblemError, check_projection
 from .problem import Problem
 from .result import SimResult, mean_err
@@ -36,7 +44,8 @@ from .progress import progress_bar
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
 #: the arrays each run returns per step (and the SimResult keeps per seed)
-PER_SEED = ("M", "Q", "train_loss", "test_error")
+PER_SEED = ("M", "Q", "train_loss", "test_error", "a")
+#: and, for +-1 labels, the class error
 #: Q - M M^T is PSD exactly; in float32 the teacher rows are orthonormal only to ~1e-7, so
 #: the round-off left in it is larger (KernelProjectionWarning thresholds, relative to Q)
 PSD_RTOL_SIM = {"float64": PSD_RTOL, "float32": 1e-5}
@@ -58,20 +67,27 @@ def _overlaps(W, W_star, d):
     return W @ W_star.astype(np.float64).T / d, W @ W.T / d
 
 
-def _test_error(problem, act, M, Q, zt, ut, eps_t):
-    """Population error given (M, Q): h = M z + (Q - M M^T)^{1/2} u for the per-seed samples.
-    Also returns the most negative eigenvalue of Q - M M^T relative to the largest of Q, that
-    clipping to zero corrected (round-off: Q - M M^T = W (I - W*^T W* / d) W^T / d)."""
+def _test_error(problem, act, M, Q, a, zt, ut, eps_t):
+    """Population loss given (M, Q, a): h = M z + (Q - M M^T)^{1/2} u for the per-seed samples,
+    and the class error P(y yhat <= 0) (NaN unless the labels are +-1).  Also returns the most
+    negative eigenvalue of Q - M M^T relative to the largest of Q, that clipping to zero
+    corrected (round-off: Q - M M^T = W (I - W*^T W* / d) W^T / d)."""
     S, lam = psd_factor(Q - M @ M.T)
     h = zt @ M.T + ut @ S.T
     y = problem.target(zt) + math.sqrt(problem.noise) * eps_t
     top = float(np.abs(np.linalg.eigvalsh(Q)).max())
     corr = max(0.0, -float(lam[0])) / top if top > 0 else 0.0
-    return 0.5 * float(np.mean((act.f(h) @ problem.a - y) ** 2)), corr
+    yhat = act.f(h) @ a
+    cls = float(np.mean(y * yhat <= 0)) if problem.pm_labels else np.nan
+    if problem.loss == "square":
+        return 0.5 * float(np.mean((yhat - y) ** 2)), cls, corr
+    return float(np.mean(loss_value(problem.loss, yhat, y))), cls, corr
 
 
-def run_seed(problem_dict, d, seed_seq, dtype="float64", n_test=100_000):
-    """One finite-size GD run; returns per-step arrays and the status (picklable in and out)."""
+def run_seed(problem_dict, d, seed_seq, dtype="float64", n_test=100_000, observer=None):
+    """One finite-size GD run; returns per-step arrays and the status (picklable in and out).
+    ``observer(t, W, W_star, a)``, if given, sees the weights at every step (before the update;
+    for tests that need more than the order parameters, e.g. an actual refit on fresh data)."""
     problem = Problem.from_dict(problem_dict)
     act = get_activation(problem.activation)
     dt = DTYPES[dtype]
@@ -93,9 +109,13 @@ def run_seed(problem_dict, d, seed_seq, dtype="float64", n_test=100_000):
     current = plan[0][0]
     out = {"M": np.full((T + 1, p, k), np.nan), "Q": np.full((T + 1, p, p), np.nan),
            "train_loss": np.full(T + 1, np.nan), "test_error": np.full(T + 1, np.nan),
-           "psd_correction": np.zeros(T + 1)}
+           "psd_correction": np.zeros(T + 1), "a": np.full((T + 1, p), np.nan),
+           "class_error": np.full(T + 1, np.nan)}
     a = problem.a.astype(dt)
     decay = 1.0 - problem.eta * problem.ridge
+    trained, sphere = problem.readout == "trained", problem.normalize == "sphere"
+    if trained:
+        decay_a, step_a = 1.0 - problem.eta_readout * problem.ridge_readout, problem.eta_readout / d
     status, message = "ok", ""
     for t in range(T + 1):
         M, Q = _overlaps(W, W_star, d)
@@ -109,15 +129,27 @@ def run_seed(problem_dict, d, seed_seq, dtype="float64", n_test=100_000):
         Xb, yb = (X, y) if idx is None else (X[idx], y[idx])   # mini-batch of the epoch
         H = (Xb @ W.T) / dt(sq)
         act_H = act.f(H).astype(dt)
-        err = act_H @ a - yb
-        out["M"][t], out["Q"][t] = M, Q
-        out["train_loss"][t] = 0.5 * float(np.mean(err.astype(np.float64) ** 2))
-        out["test_error"][t], out["psd_correction"][t] = _test_error(problem, act, M, Q, zt, ut,
-                                                                     eps_t)
+        yhat = act_H @ a
+        out["M"][t], out["Q"][t], out["a"][t] = M, Q, a
+        if observer is not None:
+            observer(t, W, W_star, a)
+        if problem.loss == "square":               # the paper's model, bit for bit
+            err = yhat - yb
+            out["train_loss"][t] = 0.5 * float(np.mean(err.astype(np.float64) ** 2))
+        else:                                      # l' of eq. (7.1)
+            err = loss_derivative(problem.loss, yhat, yb)
+            out["train_loss"][t] = float(np.mean(loss_value(problem.loss, yhat, yb)))
+        out["test_error"][t], out["class_error"][t], out["psd_correction"][t] = _test_error(
+            problem, act, M, Q, a.astype(np.float64) if trained else problem.a, zt, ut, eps_t)
         if t == T:
             break
         G = err[:, None] * a[None, :] * act.df(H).astype(dt)
         W = decay * W - dt(problem.eta / sq) * (G.T @ Xb)
+        if trained:                                # eq. (7.4), the same forward pass
+            a = (decay_a * a - step_a * (act_H.T @ err)).astype(dt)
+        if sphere:                                 # eq. (7.7)
+            norms = np.sqrt(np.einsum("ij,ij->i", W.astype(np.float64), W.astype(np.float64)))
+            W = (W * (sq / norms)[:, None]).astype(dt)
     return out, status, message
 
 
@@ -125,7 +157,8 @@ def collect(problem, d, runs, seed, dtype, n_test, timings):
     """The :class:`~dmft.SimResult` of finished runs (``run_seed`` outputs): means over seeds,
     standard errors, per-seed arrays; warns when Q - M M^T needed more than round-off
     projection or when a run diverged."""
-    per = {name: np.stack([r[0][name] for r in runs]) for name in PER_SEED}
+    names = PER_SEED + (("class_error",) if problem.pm_labels else ())
+    per = {name: np.stack([r[0][name] for r in runs]) for name in names}
     status = "ok" if all(r[1] == "ok" for r in runs) else "diverged"
     messages = sorted({r[2] for r in runs if r[2]})
     corr = [float(np.max(r[0].get("psd_correction", 0.0))) for r in runs]
@@ -136,7 +169,7 @@ def collect(problem, d, runs, seed, dtype, n_test, timings):
     with np.errstate(invalid="ignore", divide="ignore"):
         per["overlap"] = per["M"] / np.sqrt(np.einsum("stjj->stj", per["Q"]))[..., None]
     f = {}
-    for name in ("M", "Q", "overlap", "train_loss", "test_error"):
+    for name in ("M", "Q", "overlap", "train_loss", "test_error", "a") + names[len(PER_SEED):]:
         f[name], f[name + "_err"] = mean_err(per[name])
     del per["overlap"]
     sim = SimResult(problem=problem, d=d, n=max(1, int(round(problem.alpha * d))),

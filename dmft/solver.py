@@ -31,7 +31,8 @@ and sum_u R_g(t, u) B(u, v) that the weight side needs, without ever dividing by
 1/innovation) does not arise, and the linear oracle holds over 40 steps at alpha = 0.5.
 ``response="pathwise"`` (smooth activations, the cross-check): exact per-path derivatives by
 reverse mode, D = dg/dh including sigma''; cost O(t^2 p^3) per path and step instead of
-O(t p^2).  R_g, Psi and R_theta are reported in both cases (reconstructed for Stein).
+O(t p^2).  R_g, Psi and R_theta are reported in both cases (reconstructed for Stein, when a
+result's kernels are first read: :mod:`dmft.report`).
 """
 import time
 
@@ -39,6 +40,7 @@ import numpy as np
 
 from . import compilation
 from .activations import get_activation
+from .beyond import problem_codes, readout_rates, readout_step
 from .checks import check_solver_memory
 from .errors import DIVERGENCE, ProblemError
 from .onepass import solve_one_pass
@@ -161,13 +163,14 @@ def solve(problem, **options):
     bounds = group_bounds(N, G)
     counts = np.diff(bounds).astype(np.float64)
     alpha = problem.alpha_tot                    # = alpha for multi-pass (THEORY.md section 3)
+    _, trained, sphere = problem_codes(problem)
     weight = WeightSide(G, T, p, k, alpha, problem.eta, problem.ridge, problem.C0,
                         problem.M0, pathwise=(response == "pathwise"),
-                        report_rtol=opts["stein_rtol"])
+                        report_rtol=opts["stein_rtol"], sphere=sphere)
+    a_rep = np.broadcast_to(problem.a, (G, T + 1, p)).copy()       # a(t) per replica
     shards = _make_shards(problem, seed, N, G, response, opts["client"], opts["n_shards"],
                           opts["history"])
     t_compile = _compile(shards, progress)
-    kern = weight.kernels
     losses = np.full((G, T + 1, 2), np.nan)
     res_omega = np.full(T + 1, np.nan)
     res_innov = np.full(T + 1, np.nan)
@@ -180,11 +183,15 @@ def solve(problem, **options):
         for t in range(T + 1):
             t0 = time.perf_counter()
             weight.advance(t)
-            diag = kern.C_theta[:, t, t]
+            if sphere and t >= 1:
+                weight.normalize(t)                  # eqs. (7.8)-(7.9)
+            diag = weight.C_diag[:, t]
             if not np.all(np.isfinite(diag)) or np.abs(diag).max() > DIVERGENCE:
                 status, message = "diverged", f"C_theta({t},{t}) diverged (eta too large?)"
                 break
             coef = weight.coefficients(t)
+            if trained:
+                coef.a_t = a_rep[:, t]
             t1 = time.perf_counter()
             sums = _step_all(shards, t, coef)
             t2 = time.perf_counter()
@@ -200,9 +207,12 @@ def solve(problem, **options):
             res_omega[t] = float(np.abs(dev).max() / (N * max(np.abs(diag).max(), 1e-300)))
             if t < T:
                 weight.update_M(t, sums.gz / counts[:, None, None])
+                if trained:                          # eq. (7.5)
+                    a_rep[:, t + 1] = readout_step(a_rep[:, t], sums.la / counts[:, None],
+                                                   *readout_rates(problem), alpha)
             t_weight += (t1 - t0) + (time.perf_counter() - t2)
             t_sample += t2 - t1
-            if not (np.all(np.isfinite(lo[:, 1])) and np.all(np.isfinite(kern.M[:, min(t + 1, T)]))
+            if not (np.all(np.isfinite(lo[:, 1])) and np.all(np.isfinite(weight.M[:, min(t + 1, T)]))
                     and np.all(np.isfinite(sums.gg))):
                 status, message = "diverged", f"non-finite values at step {t} (eta too large?)"
                 break
@@ -214,14 +224,13 @@ def solve(problem, **options):
     if status != "ok":
         completed = t - 1
         message = f"step {t}: {message}"
-    t0 = time.perf_counter()
-    if completed >= 0:
-        weight.reconstruct(completed)
+    kernels = weight.report(completed)
+    kernels.a = a_rep                                # read by Result.from_replicas
     timings = {"total": time.perf_counter() - t_start - t_compile, "compile": t_compile,
-               "weight_side": t_weight + time.perf_counter() - t0, "sample_side": t_sample}
+               "weight_side": t_weight, "sample_side": t_sample}
     return Result.from_replicas(
-        problem=problem, kernels=kern, losses=losses, completed=completed, status=status,
-        message=message, seed=seed, n_paths=N, n_groups=G, response=response,
+        problem=problem, kernels=kernels, losses=losses, completed=completed,
+        status=status, message=message, seed=seed, n_paths=N, n_groups=G, response=response,
         timings=timings, residuals={"omega_cov": res_omega, "g_innovation": res_innov})
 
 

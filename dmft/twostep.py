@@ -42,10 +42,14 @@ pre-activations).  Memory is bounded: the outer nodes are processed in chunks of
 ``CHUNK`` points of the nested grid.  Deterministic: fixed rules, fixed summation order, no
 BLAS reductions.
 
-Extending (not implemented): another loss changes :func:`_dloss` and :func:`_loss` (and the
-noise term of the test error); a trained second layer makes ``a`` a per-step array updated from
-E[l' sigma(h(t))] accumulated in the same passes; spherical normalisation multiplies the new
-rows M(t+1), P(t+1), B(t+1, .) by D(t+1) in :func:`_advance`.
+Beyond the paper's model (section 7 of the theory): the loss enters through l and l' in
+:meth:`_Model.forward` (square and correlation; the logistic loss is refused: its +-1 labels are
+discontinuous in z*, which the tensor rule over z* does not integrate to a stated accuracy); a
+trained second layer makes ``a`` a per-step list, a(1) and a(2) from E[l' sigma(h(t))]
+accumulated in the same passes (eqs. (7.5), (7.6)); spherical normalisation multiplies the new
+rows M(t+1), P(t+1), B(t+1, .) by D(t+1) in :func:`_advance` (eqs. (7.8), (7.9)), so that the
+memory term of h(1) is -eta D(1) g(0) and that of h(2) is
+-eta D(2) (d D(1) g(0) + sqrt(A) E[g(1) u0^T] K00^+ g(0) + g(1)).
 """
 import itertools
 import math
@@ -54,9 +58,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .activations import get_activation
+from .beyond import readout_rates, readout_step
 from .checks import integer
 from .errors import ProblemError
 from .gaussrules import hermite_rule, lower_factor, stage_rule, stage_size
+from .losses import loss_derivative, loss_value
 from .problem import Problem
 
 __all__ = ["two_steps", "TwoSteps", "MAX_DIM"]
@@ -85,10 +91,12 @@ class TwoSteps:
     Q : ndarray, shape (3, p, p)
         Gram matrix Q(t) of the student, eq. (1.6).
     train_loss, test_error : ndarray, shape (3,)
-        Train loss, eq. (1.8), and test error, eq. (1.9).
+        Train loss, eq. (1.8), and test error, eq. (1.9), of the problem's loss (eq. (7.1)).
+    a : ndarray, shape (3, p)
+        The second layer a(t) (constant for a fixed readout; eqs. (7.5), (7.6)).
     accuracy : dict of str to ndarray
-        For each of "M", "Q", "train_loss" and "test_error", an array of the quantity's shape,
-        constant over its entries at each t: SAFETY (2) times the largest change of the
+        For each of "M", "Q", "a", "train_loss" and "test_error", an array of the quantity's
+        shape, constant over its entries at each t: SAFETY (2) times the largest change of the
         entries when the outer, then the inner order is lowered (the two changes summed), at
         least ROUNDOFF (1e-13) times ``max(1, largest |entry|)``; an absolute bound.
     orders : dict of str to tuple of int
@@ -108,17 +116,22 @@ class TwoSteps:
     accuracy: dict
     orders: dict
     check_orders: dict
+    a: np.ndarray = None
 
 
 # ------------------------------------------------------------------------------- sample side
-def _loss(yhat, y):
-    """Per-sample loss l(yhat, y) (square loss)."""
-    return 0.5 * (yhat - y) ** 2
+def _loss(yhat, y, loss="square"):
+    """Per-sample loss l(yhat, y), eq. (7.1)."""
+    if loss == "square":
+        return 0.5 * (yhat - y) ** 2
+    return loss_value(loss, yhat, y)
 
 
-def _dloss(yhat, y):
-    """l'(yhat, y) = dl/dyhat (square loss)."""
-    return yhat - y
+def _dloss(yhat, y, loss="square"):
+    """l'(yhat, y) = dl/dyhat, eq. (7.1)."""
+    if loss == "square":
+        return yhat - y
+    return loss_derivative(loss, yhat, y)
 
 
 class _Model:
@@ -140,11 +153,23 @@ class _Model:
         self.kink = KINKS.get(self.act.name)
         self.a, self.noise, self.target = problem.a, problem.noise, problem.target
         self.M0, self.P0 = problem.M0, lower_factor(problem.C0)
+        # beyond the paper's model (section 7): the loss, a(t) of a trained readout (a(1),
+        # a(2) set by _solve), spherical GD (the factors D(1), D(2) set by _advance)
+        self.loss = problem.loss
+        self.trained, self.sphere = problem.readout == "trained", problem.normalize == "sphere"
+        self.rates = readout_rates(problem)
+        self.a_t = [problem.a, problem.a, problem.a]
+        self.D1 = self.D2 = np.ones(problem.p)
 
-    def forward(self, h, y):
-        """g = l'(yhat, y) a sigma'(h) and the loss, per point (h: (N, p))."""
-        yhat = self.act.f(h) @ self.a
-        return _dloss(yhat, y)[:, None] * self.a * self.act.df(h), _loss(yhat, y)
+    def forward(self, h, y, t=0):
+        """g = l'(yhat, y) a(t) sigma'(h) and the loss, per point (h: (N, p)); with a trained
+        readout also l' sigma(h) (N, p), eq. (7.5)."""
+        a = self.a_t[t]
+        s = self.act.f(h)
+        yhat = s @ a
+        lp = _dloss(yhat, y, self.loss)
+        g, loss = lp[:, None] * a * self.act.df(h), _loss(yhat, y, self.loss)
+        return (g, loss, lp[:, None] * s) if self.trained else (g, loss)
 
 
 def _lin(x, A):
@@ -203,39 +228,44 @@ def _pass(m, n, depth):
     total = 0.0
     for a in _chunks(len(w), stage_size(m.P0, n, kink)):
         (z0, y0), w0, e0, h0 = _nest([z[a], y[a]], w[a], _lin(z[a], m.M0), m.P0, n, kink)
-        g0, l0 = m.forward(h0, y0)
+        g0, l0, *la = m.forward(h0, y0, 0)
         if depth == 1:
             one = np.ones((len(w0), 1))
             total = total + _averages(w0, np.hstack([g0, one]),
-                                      np.hstack([z0, e0, g0, l0[:, None]]))
+                                      np.hstack([z0, e0, g0, l0[:, None], *la]))
             continue
-        c0 = _lin(z0, m.M1) + _lin(e0, m.P1) - (m.lr * g0 if m.reuse1 else 0.0)
+        c0 = _lin(z0, m.M1) + _lin(e0, m.P1) - ((m.lr * m.D1) * g0 if m.reuse1 else 0.0)
         for b in _chunks(len(w0), stage_size(L1, n, kink)):
             (z1, y1, e1, g01), w1, u0, h1 = _nest([z0[b], y0[b], e0[b], g0[b]], w0[b], c0[b], L1,
                                                   n, kink)
-            g1, l1 = m.forward(h1, y1)
+            g1, l1, *la = m.forward(h1, y1, 1)
             if depth == 2:
                 one = np.ones((len(w1), 1))
                 total = total + _averages(w1, np.hstack([g1, one]),
-                                          np.hstack([z1, e1, u0, g1, g01, l1[:, None]]))
+                                          np.hstack([z1, e1, u0, g1, g01, l1[:, None], *la]))
                 continue
-            c1 = _lin(z1, m.M2) + _lin(e1, m.P2) + m.sA * _lin(u0, m.B20) \
-                - m.lr * (m.d * g01 + m.sA * _lin(g01, m.GK) + g1)
+            if m.sphere:        # R_theta(2, .) carries D(2), R_theta(1, 0) D(1) (eq. (7.9))
+                c1 = _lin(z1, m.M2) + _lin(e1, m.P2) + m.sA * _lin(u0, m.B20) \
+                    - (m.lr * m.D2) * ((m.d * m.D1) * g01 + m.sA * _lin(g01, m.GK) + g1)
+            else:
+                c1 = _lin(z1, m.M2) + _lin(e1, m.P2) + m.sA * _lin(u0, m.B20) \
+                    - m.lr * (m.d * g01 + m.sA * _lin(g01, m.GK) + g1)
             for c in _chunks(len(w1), stage_size(L2, n, kink)):
                 (y2,), w2, _, h2 = _nest([y1[c]], w1[c], c1[c], L2, n, kink)
-                total += np.einsum("n,n->", w2, m.forward(h2, y2)[1])
+                total += np.einsum("n,n->", w2, m.forward(h2, y2, 2)[1])
     return total
 
 
-def _test_error(m, M, C, n):
-    """E[(yhat - f*)^2 / 2] at h = M z* + omega, omega ~ N(0, C), plus noise / 2 (square loss)."""
+def _test_error(m, M, C, n, t=0):
+    """E[l(yhat, f*)] at h = M z* + omega, omega ~ N(0, C), plus noise / 2 (square loss; the
+    noise averages out of the correlation loss)."""
     L = lower_factor(C)
     total = 0.0
     z, f, w = _outer(m, n[0], noise=False)
     for a in _chunks(len(w), stage_size(L, n[1], m.kink)):
         (fa,), wa, _, h = _nest([f[a]], w[a], _lin(z[a], M), L, n[1], m.kink)
-        total += np.einsum("n,n->", wa, m.forward(h, fa)[1])
-    return total + 0.5 * m.noise
+        total += np.einsum("n,n->", wa, m.forward(h, fa, t)[1])
+    return total + (0.5 * m.noise if m.loss == "square" else 0.0)
 
 
 def _advance(m, t, Gz, Ge, Cgg, Cg_prev=None, Gu=None):
@@ -248,6 +278,10 @@ def _advance(m, t, Gz, Ge, Cgg, Cg_prev=None, Gu=None):
         m.K00 = lower_factor(Cgg)
         m.B10 = -lr * m.K00
         m.C11 = m.P1 @ m.P1.T + A * m.B10 @ m.B10.T
+        if m.sphere:                            # rows times D(1), eqs. (7.8)-(7.9)
+            m.D1 = 1.0 / np.sqrt(np.diag(m.M1 @ m.M1.T + m.C11))
+            m.M1, m.P1, m.B10 = (m.D1[:, None] * x for x in (m.M1, m.P1, m.B10))
+            m.C11 = m.P1 @ m.P1.T + A * m.B10 @ m.B10.T
         return
     K00p = np.linalg.pinv(m.K00, rcond=1e-10)
     K10 = Cg_prev @ K00p.T if m.reuse1 else np.zeros_like(m.K00)
@@ -257,25 +291,33 @@ def _advance(m, t, Gz, Ge, Cgg, Cg_prev=None, Gu=None):
     m.B21 = -lr * lower_factor(Cgg - K10 @ K10.T)
     m.GK = Gu @ K00p                        # memory of g(0) at t = 2 (see module docstring)
     m.C22 = m.P2 @ m.P2.T + A * (m.B20 @ m.B20.T + m.B21 @ m.B21.T)
+    if m.sphere:                                # rows times D(2), eqs. (7.8)-(7.9)
+        m.D2 = 1.0 / np.sqrt(np.diag(m.M2 @ m.M2.T + m.C22))
+        m.M2, m.P2, m.B20, m.B21 = (m.D2[:, None] * x for x in (m.M2, m.P2, m.B20, m.B21))
+        m.C22 = m.P2 @ m.P2.T + A * (m.B20 @ m.B20.T + m.B21 @ m.B21.T)
 
 
 def _solve(problem, orders):
     """All quantities at the given orders (dict integral -> nodes per coordinate)."""
     m = _Model(problem)
     p, k = problem.p, problem.k
-    S = _pass(m, orders["t0"], 1)                   # rows g0 (p), 1; columns z, e, g0, l0
+    S = _pass(m, orders["t0"], 1)           # rows g0 (p), 1; columns z, e, g0, l0 (, l' sigma)
     _advance(m, 0, S[:p, :k], S[:p, k:k + p], S[:p, k + p:k + 2 * p])
-    train0 = S[p, -1]
-    S = _pass(m, orders["t1"], 2)                   # rows g1, 1; columns z, e, u0, g1, g0, l1
+    train0 = S[p, k + 2 * p]
+    if m.trained:                           # a(1), eq. (7.6)
+        m.a_t[1] = readout_step(m.a_t[0], S[p, k + 2 * p + 1:], *m.rates, m.A)
+    S = _pass(m, orders["t1"], 2)           # rows g1, 1; columns z, e, u0, g1, g0, l1 (, ...)
     cols = np.cumsum([0, k, p, p, p, p])
     Gz, Ge, Gu, Cgg, Cg10 = (S[:p, i:j] for i, j in zip(cols[:-1], cols[1:]))
     _advance(m, 1, Gz, Ge, Cgg, Cg10, Gu)
-    train1 = S[p, -1]
+    train1 = S[p, cols[-1]]
+    if m.trained:                           # a(2), eq. (7.5)
+        m.a_t[2] = readout_step(m.a_t[1], S[p, cols[-1] + 1:], *m.rates, m.A)
     M = np.stack([m.M0, m.M1, m.M2])
     C = np.stack([problem.C0, m.C11, m.C22])
-    test = np.array([_test_error(m, M[t], C[t], orders["test"]) for t in range(3)])
+    test = np.array([_test_error(m, M[t], C[t], orders["test"], t) for t in range(3)])
     train2 = _pass(m, orders["train2"], 3) if m.reuse2 else test[2]
-    return {"M": M, "Q": M @ np.swapaxes(M, 1, 2) + C,
+    return {"M": M, "Q": M @ np.swapaxes(M, 1, 2) + C, "a": np.stack(m.a_t),
             "train_loss": np.array([train0, train1, train2]), "test_error": test}
 
 
@@ -338,6 +380,10 @@ def two_steps(problem, order=None):
     """
     if not isinstance(problem, Problem):
         raise ProblemError("problem", f"expected a dmft.Problem, got {type(problem).__name__}")
+    if problem.loss == "logistic":
+        raise ProblemError("loss", "two_steps does not support the logistic loss: its labels "
+                                   "are +-1, discontinuous in z*, which tensor Gauss quadrature "
+                                   "does not integrate to a stated accuracy (use dmft.solve)")
     if 2 * problem.p + problem.k > MAX_DIM:
         raise ProblemError("k" if 2 + problem.k > MAX_DIM else "p",
                            f"two_steps integrates over 2p + k = {2 * problem.p + problem.k} "

@@ -22,33 +22,43 @@ so the Stein estimator never divides by an innovation: no back-solve, no truncat
 amplified noise (the pitfall of THEORY.md does not arise).  The pathwise estimator computes
 R_g(t, u) itself and forms the same products.
 
-Arrays (leading replica axis G).  B, K and the Stein averages over nu are stored *flat*,
-one p x (blocks * p) matrix per time, so that every sum over the second time is a single batched
-matrix product (measured 30x faster than einsum over 5-d arrays at T = 100):
+Arrays (leading replica axis G).  The rows of B, K and of the Stein averages over nu are kept
+*packed*: one p x (blocks * p) matrix per time, only the blocks that can be non-zero, so that a
+step touches only the new row of each (O(G t p^2) work) and the memory is G T^2 p^2 / 2 numbers
+per array instead of G T^2 p^2:
 
-=============  =======================  ==================================================
-``P``          (G, T+1, p, p)           Psi(t) C0^{1/2}
-``Bf``         (G, T+1, p, T p)         B(t, v) in columns v p .. v p + p - 1 (v < t)
-``Kf``         (G, T+1, p, (T+1) p)     block Cholesky factor of C_g, K(t, v) (v <= t)
-``K_inv``      (G, T+1, p, p)           pseudo-inverse of K(t, t) (innovations below CUT: 0)
-``S_eps``      (G, T+1, p, p)           E[g(t) eps0^T]                  (Stein estimator)
-``S_nuf``      (G, T+1, p, T p)         E[g(t) nu(v)^T], v < t, flat    (Stein estimator)
-=============  =======================  ==================================================
+=================  =======================  ============================================
+``P``              (G, T+1, p, p)           Psi(t) C0^{1/2}
+``B_rows[t]``      (G, p, t p)              B(t, v), v < t, in columns v p .. v p + p - 1
+``K_rows[t]``      (G, p, (t+1) p)          block Cholesky factor of C_g, K(t, v), v <= t
+``K_inv``          (G, T+1, p, p)           pseudo-inverse of K(t, t) (innovations below CUT: 0)
+``S_eps``          (G, T+1, p, p)           E[g(t) eps0^T]                  (Stein estimator)
+``S_nu_rows[t]``   (G, p, t p)              E[g(t) nu(v)^T], v < t          (Stein estimator)
+``M``, ``C_diag``  (G, T+1, p, k), (.., p)  overlaps M(t) and C_theta(t, t)
+``D``              (G, T+1, p)              spherical GD only: the diagonal of D(t), eq. (7.8)
+=================  =======================  ============================================
 
-The reported order parameters and kernels (M, C_theta, C_g, R_g, Psi, R_theta per replica)
-live in ``WeightSide.kernels``, a :class:`Kernels`.
+Spherical GD (eqs. (7.7)-(7.9)) multiplies row t of M, P and B (and C_theta(t, t) on both
+sides) by D(t) on the left once C_theta(t, t) is known (:meth:`WeightSide.normalize`); the
+corrections that :meth:`WeightSide.finalize_innovation` later makes to B(t, .) carry D(t) too,
+B(t, t-1) = -eta D(t) K(t-1, t-1), and so does the memory's coefficient of -r(t-1).
 
-With the Stein estimator, R_g, Psi and R_theta are not needed by the dynamics; they are
-reconstructed for reporting by :meth:`WeightSide.reconstruct` (block triangular inverses with
-truncated diagonal blocks).
+The dynamics needs only the rows of the current step and C_theta(t, t).  The two-time kernels
+that are reported (C_theta, C_g, R_g, Psi, R_theta per replica) are formed from these rows by
+:mod:`dmft.report`, replica by replica and only when a result's kernels are first read
+(:meth:`WeightSide.report`): Gram matrices of the rows and block triangular solves with
+truncated diagonal blocks.  The pathwise estimator computes R_g itself and needs Psi and
+R_theta in its dynamics: it keeps them dense (``WeightSide.dense``, a :class:`Kernels`).
 """
 import functools
 from dataclasses import dataclass
 
 import numpy as np
 
+from .beyond import sphere_factor
 from .errors import PSD_RTOL, check_projection
-from .linalg import eigh_sym, psd_sqrt, sqrt_and_pinv, swap, sym
+from .linalg import eigh_sym, psd_sqrt, sqrt_and_pinv, swap
+from .report import PackedKernels, dense_fields
 from .shard import StepCoefficients
 
 
@@ -69,24 +79,19 @@ def flat(blocks):
     return blocks.transpose(0, 2, 1, 3).reshape(G, p, n * p)
 
 
+def packed_rows(G, p, widths):
+    """Rows of ``widths[t]`` p x p blocks, (G, p, widths[t] p) each, as consecutive views of one
+    zeroed buffer (pages are committed as rows are written; no fragmentation of the heap)."""
+    sizes = [G * p * p * w for w in widths]
+    buf = np.zeros(sum(sizes))
+    ends = np.cumsum(sizes)
+    return [buf[e - n:e].reshape(G, p, w * p) for e, n, w in zip(ends, sizes, widths)]
+
+
 def unflat(mat, p):
     """Inverse of :func:`flat` (a contiguous copy)."""
     G, _, n = mat.shape
     return np.ascontiguousarray(mat.reshape(G, p, n // p, p).transpose(0, 2, 1, 3))
-
-
-def block_lower_inverse(L, D):
-    """Inverse of a block lower-triangular matrix L (G, n p, n p) whose diagonal blocks are
-    replaced by the given (truncated) pseudo-inverses D (G, n, p, p)."""
-    G, n = D.shape[:2]
-    p = D.shape[-1]
-    X = np.zeros_like(L)
-    for i in range(n):
-        r = slice(i * p, (i + 1) * p)
-        X[:, r, r] = D[:, i]
-        if i:
-            X[:, r, :i * p] = -D[:, i] @ (L[:, r, :i * p] @ X[:, :i * p, :i * p])
-    return X
 
 
 @dataclass
@@ -117,6 +122,11 @@ class Kernels:
         M = self.M[:, t]
         return M @ swap(M) + self.C_theta[:, t, t]
 
+    def fields(self, completed):
+        """The ten kernel fields of a Result (means and errors over replicas), NaN after step
+        ``completed``."""
+        return dense_fields(self, completed)
+
 
 class WeightSide:
     """All two-time kernels of the DMFT and their forward recursions (module docstring)."""
@@ -125,22 +135,27 @@ class WeightSide:
     #: treated as zero when whitening (1e-12 in variance: round-off, not physics)
     CUT = 1e-6
 
-    def __init__(self, G, T, p, k, alpha, eta, ridge, C0, M0, pathwise=False, report_rtol=1e-3):
+    def __init__(self, G, T, p, k, alpha, eta, ridge, C0, M0, pathwise=False, report_rtol=1e-3,
+                 sphere=False):
         self.G, self.T, self.p, self.k = G, T, p, k
+        #: spherical GD: the factors D(t) of eq. (7.8), diagonal (G, T+1, p); None otherwise
+        self.D = np.ones((G, T + 1, p)) if sphere else None
         self.alpha, self.eta, self.ridge = alpha, eta, ridge
         self.pathwise = pathwise
         #: innovations below this fraction of the largest are dropped in the reporting
-        #: back-solves (:meth:`reconstruct`; the dynamics never uses them)
+        #: back-solves (:mod:`dmft.report`; the dynamics never uses them)
         self.report_rtol = report_rtol
-        Tb = max(T, 1)
         self.P = np.zeros((G, T + 1, p, p))
-        self.Bf = np.zeros((G, T + 1, p, Tb * p))
-        self.Kf = np.zeros((G, T + 1, p, (T + 1) * p))
+        self.B_rows = packed_rows(G, p, [t for t in range(T + 1)])
+        self.K_rows = packed_rows(G, p, [t + 1 for t in range(T + 1)])
+        self.S_nu_rows = packed_rows(G, p, [0 if pathwise else t for t in range(T + 1)])
         self.K_inv = np.zeros((G, T + 1, p, p))
         self.S_eps = np.zeros((G, T + 1, p, p))
-        self.S_nuf = np.zeros((G, T + 1, p, Tb * p))
-        self.kernels = Kernels.zeros(G, T, p, k)
-        self.kernels.M[:, 0] = M0
+        self.M = np.zeros((G, T + 1, p, k))
+        self.M[:, 0] = M0
+        self.C_diag = np.zeros((G, T + 1, p, p))            # C_theta(t, t)
+        #: R_g, Psi and R_theta, dense, for the pathwise estimator's dynamics (else None)
+        self.dense = Kernels.zeros(G, T, p, k) if pathwise else None
         self.C0_half, self.C0_half_pinv, _ = psd_sqrt(C0)
         self.g_scale = np.zeros(G)                   # sqrt(largest eigenvalue of C_g(s, s))
         # re-orthogonalisation of the last-but-one innovation, applied by the next step
@@ -164,14 +179,20 @@ class WeightSide:
         K, K_inv = sqrt_and_pinv(V, np.sqrt(np.clip(lam, 0.0, None)), keep)
         return K, K_inv, lam
 
+    def _padded(self, row, n):
+        """A packed row (G, p, m) with zero columns appended up to n (a new array)."""
+        out = np.zeros((self.G, self.p, n))
+        out[:, :, :row.shape[2]] = row
+        return out
+
     # ------------------------------------------------------------------ views for the kernels
     def B_row(self, t):
         """B(t, v) for v < t as contiguous blocks (G, t, p, p)."""
-        return unflat(self.Bf[:, t, :, :t * self.p], self.p)
+        return unflat(self.B_rows[t], self.p)
 
     def K_row(self, t, n):
         """K(t, v) for v < n as contiguous blocks (G, n, p, p)."""
-        return unflat(self.Kf[:, t, :, :n * self.p], self.p)
+        return unflat(self.K_rows[t][:, :, :n * self.p], self.p)
 
     def coefficients(self, t):
         """The :class:`~dmft.shard.StepCoefficients` of step t (after :meth:`advance`)."""
@@ -179,11 +200,17 @@ class WeightSide:
         B_row = self.B_row(t)
         return StepCoefficients(
             P_t=np.ascontiguousarray(self.P[:, t]), B_row=B_row, B_mem=B_row,
-            c_last=np.full((G, p), self.eta if t >= 1 else 0.0),
+            c_last=self._c_last(t),
             K_prev=self.K_row(t - 1, t - 1) if t >= 1 else np.zeros((G, 0, p, p)),
             c_prev=self.c_prev, K_inv_prev=self.K_inv_prev,
-            M_t=np.ascontiguousarray(self.kernels.M[:, t]),
-            R_theta=self.kernels.R_theta if self.pathwise else None)
+            M_t=np.ascontiguousarray(self.M[:, t]),
+            R_theta=self.dense.R_theta if self.pathwise else None)
+
+    def _c_last(self, t):
+        """Coefficient of -r(t-1) in the memory term: eta, or eta D(t) on the sphere, since
+        B(t, t-1) = -eta D(t) K(t-1, t-1) (eq. (7.9))."""
+        c = np.full((self.G, self.p), self.eta if t >= 1 else 0.0)
+        return c if self.D is None else c * self.D[:, t]
 
     # ------------------------------------------------------------------ forward step
     def _response_products(self, s):
@@ -191,51 +218,70 @@ class WeightSide:
         (G, p, (s+1) p)."""
         n = (s + 1) * self.p
         if not self.pathwise:
-            return self.S_eps[:, s], self.S_nuf[:, s, :, :n] / np.sqrt(self.alpha)
-        Rg = self.kernels.R_g[:, s, :s + 1]                             # (G, s+1, p, p)
+            return self.S_eps[:, s], self._padded(self.S_nu_rows[s], n) / np.sqrt(self.alpha)
+        Rg = self.dense.R_g[:, s, :s + 1]                               # (G, s+1, p, p)
         XP = np.einsum("guij,gujk->gik", Rg, self.P[:, :s + 1])
-        Bu = self.Bf[:, :s + 1, :, :n].reshape(self.G, n, n)             # rows (u, j)
-        return XP, flat(Rg) @ Bu
+        Bu = np.stack([self._padded(self.B_rows[u], n) for u in range(s + 1)], axis=1)
+        return XP, flat(Rg) @ Bu.reshape(self.G, n, n)                  # rows (u, j)
+
+    def _advance_dense(self, t, decay, ea):
+        """Psi(t) and R_theta(t, .) of the pathwise estimator (needed by its adjoint)."""
+        K = self.dense
+        Rg = K.R_g[:, t - 1, :t]
+        K.Psi[:, t] = decay * K.Psi[:, t - 1] - ea * np.einsum(
+            "guij,gujk->gik", Rg, K.Psi[:, :t])
+        if t >= 2:
+            K.R_theta[:, t, :t - 1] = decay * K.R_theta[:, t - 1, :t - 1] - ea * \
+                np.einsum("guij,gusjk->gsik", Rg, K.R_theta[:, :t, :t - 1])
+        K.R_theta[:, t, t - 1] = -self.eta * np.broadcast_to(np.eye(self.p), (self.G,) + (self.p,) * 2)
 
     @_overflow_checked
     def advance(self, t):
-        """P(t), B(t, .) and C_theta(t, .) (and, for the pathwise estimator, Psi(t) and
-        R_theta(t, .)) from the kernels at times < t."""
+        """P(t), the row B(t, .) and C_theta(t, t) (and, for the pathwise estimator, Psi(t)
+        and R_theta(t, .)) from the kernels at times < t: O(G t p^2) work."""
         decay = 1.0 - self.eta * self.ridge
         ea = self.eta * self.alpha
-        p, G = self.p, self.G
-        n = t * p
-        K = self.kernels
-        eye = np.broadcast_to(np.eye(p), (G, p, p))
+        n = t * self.p
         if t == 0:
             self.P[:, 0] = self.C0_half
-            K.Psi[:, 0] = eye
+            if self.pathwise:
+                self.dense.Psi[:, 0] = np.eye(self.p)
         else:
             XP, XB = self._response_products(t - 1)
             self.P[:, t] = decay * self.P[:, t - 1] - ea * XP
-            self.Bf[:, t, :, :n] = decay * self.Bf[:, t - 1, :, :n] \
-                - self.eta * self.Kf[:, t - 1, :, :n] - ea * XB
-            if self.pathwise:       # Psi and R_theta are needed by the pathwise adjoint
-                Rg = K.R_g[:, t - 1, :t]
-                K.Psi[:, t] = decay * K.Psi[:, t - 1] - ea * np.einsum(
-                    "guij,gujk->gik", Rg, K.Psi[:, :t])
-                if t >= 2:
-                    K.R_theta[:, t, :t - 1] = decay * K.R_theta[:, t - 1, :t - 1] - ea * \
-                        np.einsum("guij,gusjk->gsik", Rg, K.R_theta[:, :t, :t - 1])
-                K.R_theta[:, t, t - 1] = -self.eta * eye
-        C = np.einsum("gij,gukj->guik", self.P[:, t], self.P[:, :t + 1])
+            self.B_rows[t][...] = decay * self._padded(self.B_rows[t - 1], n) \
+                - self.eta * self.K_rows[t - 1] - ea * XB
+            if self.pathwise:
+                self._advance_dense(t, decay, ea)
+        C = np.einsum("gij,gukj->guik", self.P[:, t], self.P[:, t:t + 1])[:, 0]
         if t >= 1:
-            A = self.Bf[:, t, :, :n]                                          # (G, p, n)
-            Bu = self.Bf[:, :t + 1, :, :n]                                    # (G, t+1, p, n)
-            C += self.alpha * (A[:, None] @ swap(Bu))
-        C[:, t] = 0.5 * (C[:, t] + swap(C[:, t]))
-        K.C_theta[:, t, :t + 1] = C
-        K.C_theta[:, :t + 1, t] = swap(C)
+            A = self.B_rows[t]                                                # (G, p, n)
+            C += self.alpha * (A @ swap(A))
+        self.C_diag[:, t] = 0.5 * (C + swap(C))
+
+    @_overflow_checked
+    def normalize(self, t):
+        """Spherical GD: multiply row t of M, P, B and C_theta(t, t) (and Psi, R_theta for the
+        pathwise estimator) by D(t) on the left, eqs. (7.8)-(7.9), after :meth:`advance`
+        (t >= 1; M(t) is then still the unnormalised Mtilde(t) of :meth:`update_M`).  The
+        reported C_theta(t, s) = D(t) Ctilde(t, s) D(s) and R_theta(t, s) = D(t) Rtilde(t, s)
+        follow from the rows (:mod:`dmft.report`)."""
+        D = sphere_factor(self.M[:, t], self.C_diag[:, t])
+        self.D[:, t] = D
+        col = D[:, :, None]
+        self.M[:, t] *= col
+        self.P[:, t] *= col
+        self.B_rows[t] *= col
+        C = col * self.C_diag[:, t] * D[:, None, :]                      # D Ctilde(t, t) D
+        self.C_diag[:, t] = 0.5 * (C + swap(C))
+        if self.pathwise:
+            self.dense.Psi[:, t] *= col
+            self.dense.R_theta[:, t, :t] *= col[:, None]
 
     # ------------------------------------------------------------------ sample-side results
     def ingest(self, t, sums, counts):
         """Take the :class:`~dmft.shard.StepSums` of step t (divided here by the group sizes
-        ``counts`` (G,)): finish the innovation of g(t-1), set row t of K (and C_g), store the
+        ``counts`` (G,)): finish the innovation of g(t-1), set row t of K, store the
         response products.  Returns the relative change of the re-orthogonalised innovation of
         g(t-1) (NaN at t = 0)."""
         c3, c4 = counts[:, None, None], counts[:, None, None, None]
@@ -250,11 +296,11 @@ class WeightSide:
                 @ K_inv
         self.set_g_row(t, sums.gg / c3, gk)
         if self.pathwise:
-            self.kernels.R_g[:, t, :t + 1] = sums.R_g / c4     # the pathwise R_g(t, .) sums
+            self.dense.R_g[:, t, :t + 1] = sums.R_g / c4     # the pathwise R_g(t, .) sums
         else:
             self.S_eps[:, t] = sums.S_eps / c3
             if t:
-                self.S_nuf[:, t, :, :t * self.p] = flat(sums.S_nu / c4)
+                self.S_nu_rows[t][...] = flat(sums.S_nu / c4)
         return change
 
     def set_g_row(self, t, gg, gk):
@@ -266,26 +312,17 @@ class WeightSide:
         smallest eigenvalue of that residual relative to C_g(t, t) (round-off only)."""
         p = self.p
         n = t * p
+        row = self.K_rows[t]
         if t:
-            self.Kf[:, t, :, :n] = flat(gk)
-        Kt = self.Kf[:, t, :, :n]
+            row[:, :, :n] = flat(gk)
+        Kt = row[:, :, :n]
         resid = gg - Kt @ swap(Kt)
         top = np.linalg.eigvalsh(0.5 * (gg + swap(gg)))[:, -1]
         self.g_scale = np.maximum(self.g_scale, np.sqrt(np.clip(top, 0.0, None)))
         Kss, self.K_inv[:, t], lam = self._whiten(
             resid, t, "innovation covariance of g (C_g minus its past)")
-        self.Kf[:, t, :, n:n + p] = Kss
-        if t == self.T:             # earlier rows are written by finalize_innovation
-            self._C_g_row(t)
+        row[:, :, n:n + p] = Kss
         return float(np.min(lam[:, 0] / np.maximum(top, 1e-300)))
-
-    def _C_g_row(self, t):
-        n = (t + 1) * self.p
-        A = self.Kf[:, t, :, :n]
-        row = A[:, None] @ swap(self.Kf[:, :t + 1, :, :n])                   # (G, t+1, p, p)
-        row[:, t] = 0.5 * (row[:, t] + swap(row[:, t]))
-        self.kernels.C_g[:, t, :t + 1] = row
-        self.kernels.C_g[:, :t + 1, t] = swap(row)
 
     def finalize_innovation(self, s, rr, c):
         """Re-orthogonalise and normalise the innovation of g(s), from the paths' own raw
@@ -300,60 +337,31 @@ class WeightSide:
         cf = flat(c) if s else np.zeros((self.G, p, 0))
         resid = rr - cf @ swap(cf)
         Knew, Kinv, _ = self._whiten(resid, s, "re-orthogonalised innovation covariance of g")
-        Kss = self.Kf[:, s, :, n:n + p]
+        K_row, B_next = self.K_rows[s], self.B_rows[s + 1]
+        Kss = K_row[:, :, n:n + p]
         old = Kss @ swap(Kss)
-        self.Kf[:, s, :, :n] += cf
-        self.Bf[:, s + 1, :, :n] -= self.eta * cf
-        self.Kf[:, s, :, n:n + p] = Knew
+        K_row[:, :, :n] += cf
+        K_row[:, :, n:n + p] = Knew
         self.K_inv[:, s] = Kinv
-        self.Bf[:, s + 1, :, n:n + p] = -self.eta * self.Kf[:, s, :, n:n + p]
-        self._C_g_row(s)
+        if self.D is None:
+            B_next[:, :, :n] -= self.eta * cf
+            B_next[:, :, n:n + p] = -self.eta * K_row[:, :, n:n + p]
+        else:                        # row s+1 of B carries D(s+1) (eq. (7.9))
+            lr = self.eta * self.D[:, s + 1, :, None]
+            B_next[:, :, :n] -= lr * cf
+            B_next[:, :, n:n + p] = -lr * K_row[:, :, n:n + p]
         scale = np.maximum(self.g_scale, 1e-300) ** 2
         change = float(np.max(np.abs(resid - old).max(axis=(-1, -2)) / scale))
         return self.K_inv[:, s], change
 
     def update_M(self, t, gz):
         """M(t+1) = (1 - eta*lambda) M(t) - eta*alpha E[g(t) z*^T]."""
-        M = self.kernels.M
-        M[:, t + 1] = (1.0 - self.eta * self.ridge) * M[:, t] - self.eta * self.alpha * gz
+        self.M[:, t + 1] = (1.0 - self.eta * self.ridge) * self.M[:, t] \
+            - self.eta * self.alpha * gz
 
     # ------------------------------------------------------------------ reporting
-    def _truncated_inv_diag(self, last):
-        """Pseudo-inverses of K(s, s), s < last, dropping innovations below ``report_rtol`` of
-        the largest (a truncated pseudo-inverse)."""
-        p = self.p
-        D = np.stack([self.Kf[:, s, :, s * p:(s + 1) * p] for s in range(last)], axis=1)
-        lam, V = np.linalg.eigh(D)
-        ref = lam.max(axis=(1, 2))[:, None, None]
-        keep = lam > self.report_rtol * np.where(ref > 0, ref, 1.0)
-        return sym(V, np.where(keep, 1.0 / np.where(keep, lam, 1.0), 0.0))
-
-    @_overflow_checked
-    def reconstruct(self, last):
-        """Fill R_g, Psi and R_theta up to time ``last`` for reporting (Stein estimator).
-
-        R_theta solves sum_{s>=v} R_theta(t, s) K(s, v) = B(t, v), and R_g solves
-        sum_{w>=u} R_g(t, w) B(w, u-1) = E[g(t) nu(u-1)^T] / sqrt(alpha) (B(u, u-1) =
-        -eta K(u-1, u-1)) and sum_w R_g(t, w) P(w) = S_eps(t): block triangular systems, solved
-        through block inverses whose diagonal blocks drop innovations below ``report_rtol`` of
-        the largest.  For inspection only: the dynamics never divides by an innovation."""
-        if self.pathwise:
-            return
-        G, p, T = self.G, self.p, last
-        K = self.kernels
-        K.Psi[:, :T + 1] = self.P[:, :T + 1] @ self.C0_half_pinv
-        if T == 0:
-            K.R_g[:, 0, 0] = self.S_eps[:, 0] @ self.C0_half_pinv
-            return
-        n = T * p
-        D = self._truncated_inv_diag(T)                                   # (G, T, p, p)
-        X = block_lower_inverse(self.Kf[:, :T, :, :n].reshape(G, n, n), D)
-        Rf = self.Bf[:, :T + 1, :, :n].reshape(G, (T + 1) * p, n) @ X     # rows (t, i)
-        K.R_theta[:, :T + 1, :T] = Rf.reshape(G, T + 1, p, T, p).transpose(0, 1, 3, 2, 4)
-        Y = block_lower_inverse(self.Bf[:, 1:T + 1, :, :n].reshape(G, n, n), -D / self.eta)
-        Sf = self.S_nuf[:, :T + 1, :, :n].reshape(G, (T + 1) * p, n) / np.sqrt(self.alpha)
-        Rw = (Sf @ Y).reshape(G, T + 1, p, n)                               # R_g(t, w), w >= 1
-        K.R_g[:, :T + 1, 1:T + 1] = Rw.reshape(G, T + 1, p, T, p).transpose(0, 1, 3, 2, 4)
-        Pw = self.P[:, 1:T + 1].reshape(G, n, p)                            # rows (w, j)
-        rhs = self.S_eps[:, :T + 1] - Rw @ Pw[:, None]
-        K.R_g[:, :T + 1, 0] = rhs @ self.C0_half_pinv
+    def report(self, last):
+        """The per-replica kernels of steps 0..``last`` for a :class:`~dmft.Result`, as a
+        :class:`~dmft.report.PackedKernels` that forms the two-time kernels from the rows
+        only when they are first read (the rows are shared, not copied)."""
+        return PackedKernels(self, last)

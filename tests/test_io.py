@@ -47,7 +47,7 @@ def _assert_results_equal(a, b, timings=True):
         x, y = getattr(a, name), getattr(b, name)
         assert x.shape == y.shape, name
         np.testing.assert_array_equal(x, y, err_msg=name)
-    assert set(a.replicas) == set(b.replicas) == set(OBSERVABLES)
+    assert set(a.replicas) == set(b.replicas) == set(OBSERVABLES) | {"a", "test_error_sampled"}
     for name in a.replicas:
         np.testing.assert_array_equal(a.replicas[name], b.replicas[name], err_msg=name)
     assert set(a.residuals) == set(b.residuals)

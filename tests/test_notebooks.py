@@ -19,7 +19,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 EXPECTED = ("01_quickstart.ipynb", "02_reuse_vs_one_pass.ipynb", "03_step_size.ipynb",
-            "04_inside_the_dmft.ipynb")
+            "04_inside_the_dmft.ipynb", "05_beyond_the_paper.ipynb",
+            "06_gradient_flow.ipynb")
 MAX_BYTES = 1_500_000
 KERNEL = "dmft-tests"
 

@@ -73,3 +73,26 @@ def test_linear_oracle_long_horizon_stein():
     innov = [np.linalg.eigvalsh(res.C_theta[:t + 1, :t + 1, 0, 0])[0] for t in (5, 10)]
     assert innov[1] < 1e-6 * res.C_theta[10, 10, 0, 0]      # condition number > 1e6
     assert np.nanmax(res.residuals["g_innovation"]) < 1e-8
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 17, open: the replicas' bias (order G/N per step) "
+                   "accumulates over long horizons; docs/guide/long_horizons.md")
+@pytest.mark.parametrize("alpha, history", [(0.5, "float64"), (2.0, "float32")])
+def test_linear_oracle_1000_steps(alpha, history):
+    """Long horizons: the linear oracle over 1000 steps, train and test error and M within 3.5
+    error bars or 1e-3 at every step.  Known to fail (strict xfail): with 2e4 paths in 32
+    replicas the deviation reaches tens of error bars (measured: test error 0.27 against 0.45 at
+    t = 1000, alpha = 0.5; alpha = 2 leaves the oracle by t = 50), the replicas' bias growing
+    with t; it shrinks with G/N, not with the error bars.  2e4 paths: about 15 s per solve."""
+    eta, ridge, noise, T = 0.2, 0.1, 0.25, 1000
+    pr = dmft.Problem("z1", p=1, activation="linear", alpha=alpha, eta=eta, ridge=ridge,
+                      noise=noise, steps=T)
+    res = dmft.solve(pr, n_paths=20_000, seed=7, history=history, progress=False)
+    ex = linear_gd_exact(alpha, eta, ridge=ridge, noise=noise, steps=T)
+    for key in ("train_loss", "test_error"):
+        dev = np.abs(getattr(res, key) - ex[key])
+        err = getattr(res, key + "_err")
+        assert np.all((dev < 3.5 * err) | (dev < 1e-3)), key
+    dev_M = np.abs(res.M[:, 0, 0] - ex["M"])
+    assert np.all((dev_M < 3.5 * res.M_err[:, 0, 0]) | (dev_M < 1e-3))

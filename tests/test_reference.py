@@ -51,17 +51,36 @@ def _compare(ref, pairs):
                   "for bit (tests/data/make_reference.py adds one)")
 
 
-def _check(ref, name, obj, fields):
-    _compare(ref, [(f"{name}/{f}{s}", np.asarray(getattr(obj, f + s)))
-                   for f in fields for s in ("", "_err")])
+def _check(ref, name, obj, fields, rtol=0.0):
+    """Bit-identical (``rtol`` 0, see :func:`_compare`), or within ``rtol`` of the largest
+    entry of each array of the first reference (this machine's when it has one)."""
+    pairs = [(f"{name}/{f}{s}", np.asarray(getattr(obj, f + s)))
+             for f in fields for s in ("", "_err")]
+    if rtol == 0.0:
+        _compare(ref, pairs)
+        return
+    first = ref[0][0]
+    for key, x in pairs:
+        np.testing.assert_array_equal(np.isnan(x), np.isnan(first[key]), err_msg=key)
+        scale = np.nanmax(np.abs(first[key])) if np.isfinite(first[key]).any() else 1.0
+        assert np.nanmax(np.abs(x - first[key]), initial=0.0) <= rtol * scale, key
+
+
+#: the two-time kernels are formed from the weight side's rows when first read (Gram matrices
+#: and triangular solves, dmft.report): the same quantities summed in another order.  Measured
+#: against the step-by-step formulas: 4e-15 of the largest entry, 3e-11 for C_theta with the
+#: float32 history (the off-diagonal C_theta(t, s) from the rows after the re-orthogonalisation
+#: of step t + 1, the size of the g_innovation residual); M, Q, the losses and Psi stay
+#: bit-identical.
+KERNEL_RTOL = 1e-9
 
 
 @pytest.mark.parametrize("name", sorted(SPEC["CASES"]))
 def test_dmft_bit_identical(ref, name):
     pk, sk = SPEC["CASES"][name]
     res = dmft.solve(dmft.Problem(**pk), progress=False, **sk)
-    _check(ref, name, res, ("M", "Q", "overlap", "train_loss", "C_theta", "R_theta", "C_g",
-                            "R_g", "Psi"))
+    _check(ref, name, res, ("M", "Q", "overlap", "train_loss", "Psi"))
+    _check(ref, name, res, ("C_theta", "R_theta", "C_g", "R_g"), rtol=KERNEL_RTOL)
     _compare(ref, [(f"{name}/replica_{f}", res.replicas[f])
                    for f in ("M", "Q", "overlap", "train_loss")])
 

