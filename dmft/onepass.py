@@ -1,4 +1,4 @@
-"""Dedicated memory-less DMFT recursion for one-pass GD (THEORY.md section 3).
+"""Dedicated memory-less DMFT recursion for one-pass GD (docs: theory section 4, eqs. (4.7)-(4.13)).
 
 With a fresh batch of alpha*d samples at every step, a sample meets the network once: its
 pre-activation is h = M(t) z* + omega with omega ~ N(0, C(t)), C(t) = C_theta(t, t), and no

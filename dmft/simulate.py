@@ -1,4 +1,4 @@
-"""Finite-size gradient descent with exactly the conventions of THEORY.md section 1.
+"""Finite-size gradient descent with exactly the conventions of the theory's section 1 (eqs. (1.1)-(1.10)).
 
 * Inputs x ~ N(0, I_d), n = round(alpha d) samples; target directions W* (k x d) with
   W* W*^T = d I_k; labels y = f*(W* x / sqrt d) + sqrt(Delta) eps.

@@ -1,4 +1,4 @@
-"""`dmft.solve`: causal forward sweep of the discrete-time DMFT (THEORY.md section 2).
+"""`dmft.solve`: causal forward sweep of the discrete-time DMFT (docs: theory section 2).
 
 Scheme
 ------
@@ -27,7 +27,7 @@ Response functions (decision recorded here)
 ``response="stein"`` (default, any activation, ReLU included): Gaussian integration by parts
 with respect to the whitened drivers of omega gives directly the products sum_u R_g(t, u) P(u)
 and sum_u R_g(t, u) B(u, v) that the weight side needs, without ever dividing by an innovation
-(see :mod:`dmft.weight`): THEORY.md's pitfall (a back-solve that amplifies Monte Carlo noise by
+(see :mod:`dmft.weight`): the pitfall of eq. (3.17) (a back-solve that amplifies Monte Carlo noise by
 1/innovation) does not arise, and the linear oracle holds over 40 steps at alpha = 0.5.
 ``response="pathwise"`` (smooth activations, the cross-check): exact per-path derivatives by
 reverse mode, D = dg/dh including sigma''; cost O(t^2 p^3) per path and step instead of
@@ -162,7 +162,7 @@ def solve(problem, **options):
         return solve_one_pass(problem, N, G, seed, np.random.default_rng(seed), progress)
     bounds = group_bounds(N, G)
     counts = np.diff(bounds).astype(np.float64)
-    alpha = problem.alpha_tot                    # = alpha for multi-pass (THEORY.md section 3)
+    alpha = problem.alpha_tot                    # = alpha for multi-pass (eqs. (4.1), (4.6))
     _, trained, sphere = problem_codes(problem)
     weight = WeightSide(G, T, p, k, alpha, problem.eta, problem.ridge, problem.C0,
                         problem.M0, pathwise=(response == "pathwise"),

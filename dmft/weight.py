@@ -1,4 +1,4 @@
-"""Weight side of the DMFT (THEORY.md section 2): exact linear recursions, no sampling.
+"""Weight side of the DMFT (docs: theory section 2): exact linear recursions, no sampling.
 
 Representation (decision recorded here; README "How the solver works")
 --------------------------------------------------------------------
@@ -19,7 +19,7 @@ and the recursions for Psi and R_theta, multiplied on the right by C0^{1/2} and 
 By Gaussian integration by parts the only response products needed are Monte Carlo averages,
 sum_u R_g(t, u) P(u) = E[g(t) eps0^T] and sum_u R_g(t, u) B(u, v) = E[g(t) nu(v)^T] / sqrt(alpha),
 so the Stein estimator never divides by an innovation: no back-solve, no truncation, no
-amplified noise (the pitfall of THEORY.md does not arise).  The pathwise estimator computes
+amplified noise (the pitfall of eq. (3.17) does not arise).  The pathwise estimator computes
 R_g(t, u) itself and forms the same products.
 
 Arrays (leading replica axis G).  The rows of B, K and of the Stein averages over nu are kept
