@@ -45,7 +45,10 @@ _POINT_ATTRS = {"status": "'ok' or why the run stopped", "message": "the step an
                 "of a failure", "steps_completed": "last step with finite M and Q (-1: none)",
                 "diverged": "the run stopped before the last step", "point": "hash of the "
                 "point's configuration (its file in the points folder)"}
-_ARRAYS = tuple(n + s for n in OBSERVABLES for s in ("", "_err"))
+#: stored for every point: the observables, the second layer a(t) (constant unless trained)
+_ARRAYS = tuple(n + s for n in OBSERVABLES + ("a",) for s in ("", "_err"))
+#: stored when the results carry them (labels +-1), in the data set when every point has them
+_OPTIONAL = ("class_error", "class_error_err")
 
 
 # ---------------------------------------------------------------------- points
@@ -94,6 +97,8 @@ def _run_point(spec, threads=1):
             warnings.simplefilter("ignore", DivergenceWarning)   # diverged points are data
             res = solve(problem, progress=False, **spec["solver"])
         out = {name: np.asarray(getattr(res, name)) for name in _ARRAYS}
+        out.update({n: np.asarray(getattr(res, n)) for n in _OPTIONAL
+                    if getattr(res, n, None) is not None})
         out.update(status=res.status, message=res.message,
                    steps_completed=int(res.steps_completed))
         if spec["simulation"] is not None:
@@ -101,6 +106,8 @@ def _run_point(spec, threads=1):
                 warnings.simplefilter("ignore", DivergenceWarning)
                 sim = simulate(problem, n_jobs=1, progress=False, **spec["simulation"])
             out.update({"sim_" + n: np.asarray(getattr(sim, n)) for n in _ARRAYS})
+            out.update({"sim_" + n: np.asarray(getattr(sim, n)) for n in _OPTIONAL
+                        if getattr(sim, n, None) is not None})
             out.update(sim_status=sim.status, sim_message=sim.message,
                        sim_steps_completed=int(sim.steps_completed))
         return out
@@ -342,7 +349,9 @@ def build_dataset(params, results, base, cfg, solver, sim, hashes):
     prefixes = ("",) + (("sim_",) if sim is not None else ())
     data = {}
     for pre in prefixes:
-        for name in _ARRAYS:
+        optional = tuple(n for n in _OPTIONAL
+                         if results and all(pre + n in r for r in results.values()))
+        for name in _ARRAYS + optional:
             dd = dims(name)
             arr = np.full(shape + tuple(sizes[d] for d in dd), np.nan)
             for idx, r in results.items():
@@ -383,7 +392,8 @@ def load_sweep(path):
     xarray.Dataset
         Loaded into memory: a dimension per swept parameter (coordinate: its values), then
         ``t``, ``neuron``, ``direction`` (and ``neuron2``); variables ``M``, ``Q``,
-        ``overlap``, ``train_loss``, ``test_error`` with ``*_err`` (``sim_*`` for simulations),
+        ``overlap``, ``train_loss``, ``test_error``, ``a`` (and ``class_error`` with +-1
+        labels) with ``*_err`` (``sim_*`` for simulations),
         ``diverged``, ``status``, ``message``, ``steps_completed``; attributes ``problem``,
         ``solver``, ``simulation``, ``params``, ``config`` (JSON) and ``version``.
         ProblemError on ``path`` when the file is missing or not a sweep.

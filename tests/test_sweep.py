@@ -214,3 +214,23 @@ def test_sweep_api_documented():
             assert section in doc, (func.__name__, section)
     for func in (build_dataset, overlap_summary, parse_param):
         assert "Parameters\n    ----------" in func.__doc__ and "Returns" in func.__doc__
+
+
+def test_new_model_outputs_in_a_sweep(client, tmp_path):
+    """A trained readout on +-1 labels: the sweep stores a(t) and the class error of the DMFT
+    and of the simulation, equal to stand-alone runs."""
+    config = tmp_path / "c.toml"
+    config.write_text('[problem]\ntarget = "sign(z1)"\nactivation = "tanh"\nalpha = 2.0\n'
+                      'steps = 2\nreadout = "trained"\n[solver]\nn_paths = 4000\nn_groups = 8\n'
+                      'seed = 1\n[simulation]\nd = 200\nn_seeds = 2\nseed = 1\n')
+    run = run_sweep(str(config), "eta=0.2,0.4", out=tmp_path / "s.nc", client=client,
+                    simulate=True, progress=False)
+    ds = load_sweep(run.path)
+    for name in ("a", "a_err", "class_error", "class_error_err", "sim_a", "sim_class_error"):
+        assert name in ds, name
+    pr = dmft.Problem("sign(z1)", activation="tanh", alpha=2.0, steps=2, readout="trained",
+                      eta=0.4)
+    res = dmft.solve(pr, n_paths=4000, n_groups=8, seed=1, progress=False)
+    np.testing.assert_array_equal(ds["a"].sel(eta=0.4).values, res.a)
+    np.testing.assert_array_equal(ds["class_error"].sel(eta=0.4).values, res.class_error)
+    assert np.any(ds["a"].sel(eta=0.4).values[-1] != ds["a"].sel(eta=0.4).values[0])
