@@ -75,15 +75,23 @@ def curves_csv(res, path, errors=None, err="_err"):
     Result, a SimResult, or the exact two steps): a header row of column names, then t as an
     integer and every other column in :data:`CSV_FLOAT` (``nan`` after a divergence).  Each
     quantity X is followed by its error (``errors[X]``, by default ``res.X_err``), named with
-    the suffix ``err``."""
+    the suffix ``err``.  The class error (+-1 labels) and a trained second layer a_j(t) get
+    columns when the result has them."""
     p, k = res.problem.p, res.problem.k
     e = (lambda name: errors[name]) if errors is not None else \
         (lambda name: getattr(res, name + "_err"))
     t = getattr(res, "t", np.arange(len(res.train_loss)))
     cols, data = ["t"], [t]
-    for name in ("train_loss", "test_error"):
-        cols += [name, name + err]
-        data += [getattr(res, name), e(name)]
+    has = (lambda name: getattr(res, name, None) is not None
+           and (errors is None or name in errors))
+    for name in ("train_loss", "test_error", "class_error"):
+        if has(name):
+            cols += [name, name + err]
+            data += [getattr(res, name), e(name)]
+    if getattr(res.problem, "readout", "fixed") == "trained" and has("a"):
+        for j in range(p):                       # the trained second layer a_j(t)
+            cols += [f"a_{j + 1}", f"a_{j + 1}{err}"]
+            data += [np.asarray(res.a)[:, j], np.asarray(e("a"))[:, j]]
     for j in range(p):
         for r in range(k):
             cols += [f"M_{j + 1}{r + 1}", f"M_{j + 1}{r + 1}{err}"]
