@@ -257,7 +257,7 @@ def population_errors(problem, M, Q, a=None, rule=None, class_rule=None):
         Second layer (default ``problem.a``).
     rule, class_rule : PopulationRule, optional
         Integration points of the test error and of the class error (default:
-        ``default_rule`` and :func:`rule_for` (p, k, "class")).
+        ``default_rule(problem)`` and :func:`rule_for` (p, k, "class")).
 
     Returns
     -------
