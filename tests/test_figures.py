@@ -131,7 +131,7 @@ def _sweep(two_params, simulate=True):
     params = [("eta", [0.1, 0.5, 1.0])] + ([("alpha", [1.0, 2.0])] if two_params else [])
     params.append(("schedule", ["one-pass", "multi-pass"]))
     shapes = {"M": (4, 2, 2), "Q": (4, 2, 2), "overlap": (4, 2, 2), "train_loss": (4,),
-              "test_error": (4,)}
+              "test_error": (4,), "a": (4, 2)}
     rng = np.random.default_rng(0)
     results = {}
     for idx in np.ndindex(*[len(v) for _, v in params]):
