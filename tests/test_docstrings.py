@@ -9,6 +9,9 @@ import re
 
 import pytest
 
+#: a documentation check (numpydoc imports and inspects every object): in the full tier
+pytestmark = pytest.mark.slow
+
 numpydoc_validate = pytest.importorskip("numpydoc.validate")
 docscrape = pytest.importorskip("numpydoc.docscrape")
 
