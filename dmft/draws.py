@@ -95,3 +95,58 @@ def draw_nu(rngs, nu, chunks, group_chunks):
         for b in range(g0, g1):
             _draw_group_nu(rngs[b], nu, chunks, int(group_chunks[b]), int(group_chunks[b + 1]))
     over_groups(work, len(rngs))
+
+
+
+def nu_columns(problem):
+    """Columns the innovations of one replica are orthonormalised against and among:
+    1, z* (k), the label noise, eps0 (p), then nu(0) .. nu(T-1) (p each); a replica needs at
+    least this many paths (checked by :func:`dmft.solver.solver_settings`)."""
+    return 2 + problem.k + problem.p + max(problem.steps, 1) * problem.p
+
+
+def orthonormal_nu(nu, chunks, group_chunks, bounds, zT, xi, eps0):
+    """Make every group's innovations exactly orthonormal on its own paths (decision recorded
+    in the docs, theory section "Sampling the innovations").
+
+    Within a group of n paths the n-vectors nu_j(t) are replaced by the Gram-Schmidt
+    orthonormalisation of the columns [1, z*, label noise, eps0, nu(0), nu(1), ...], in this
+    order (so each nu_j(t) is its own draw minus its projection on the columns before it,
+    normalised), times sqrt(n): the group's averages (1/n) sum nu nu^T are then exactly the
+    identity, and those of nu with 1, z*, the label noise and eps0 exactly zero.  The group
+    needs n >= :func:`nu_columns` paths.
+
+    Parameters
+    ----------
+    nu : ndarray (n_chunks, T, p, CHUNK), float32
+        Drawn by :func:`draw_nu`; changed in place.
+    chunks, group_chunks, bounds : ndarray
+        The chunk layout and the group boundaries.
+    zT, xi, eps0 : ndarray
+        The paths' z* (k, N), label noise (N,) and eps0 (p, N).
+
+    Returns
+    -------
+    None
+    """
+    _, T, p, _ = nu.shape
+
+    def work(g0, g1):
+        for b in range(g0, g1):
+            lo, hi = int(bounds[b]), int(bounds[b + 1])
+            first = np.column_stack([np.ones(hi - lo), zT[:, lo:hi].T, xi[lo:hi],
+                                     eps0[:, lo:hi].T])
+            cs = range(int(group_chunks[b]), int(group_chunks[b + 1]))
+            X = np.concatenate([nu[c, :, :, :chunks[c, 1]].reshape(T * p, -1) for c in cs],
+                               axis=1).T                                  # (n, T p)
+            if X.shape[0] < first.shape[1] + X.shape[1]:
+                raise ValueError(f"group {b}: {X.shape[0]} paths cannot hold "
+                                 f"{first.shape[1] + X.shape[1]} orthonormal columns")
+            q, r = np.linalg.qr(np.column_stack([first, X]))
+            q = q[:, first.shape[1]:] * (np.sign(np.diag(r))[first.shape[1]:] * np.sqrt(hi - lo))
+            i = 0
+            for c in cs:
+                nw = int(chunks[c, 1])
+                nu[c, :, :, :nw] = q[i:i + nw].T.reshape(T, p, nw)
+                i += nw
+    over_groups(work, len(group_chunks) - 1)

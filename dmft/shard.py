@@ -18,7 +18,7 @@ import numpy as np
 from . import compilation, kernels
 from .activations import get_activation
 from .beyond import problem_codes
-from .draws import draw_inputs, draw_nu
+from .draws import draw_inputs, draw_nu, orthonormal_nu
 from .problem import Problem
 from .threads import over_groups
 
@@ -138,6 +138,8 @@ class Shard:
         self.kappa = np.zeros(shape, dtype=np.dtype(history))
         if T >= 1:                             # nu(0 .. T-1), in parallel, after z*, y, eps0
             draw_nu(self.rngs, self.nu, self.chunks, self.group_chunks)
+            orthonormal_nu(self.nu, self.chunks, self.group_chunks, self.bounds, self.zT, xi,
+                           self.eps0)
         self.g_prev = np.zeros((p, n))
         self.D_hist = np.zeros((T + 1, n, p, p)) if response == "pathwise" else None
         self.compiled = False

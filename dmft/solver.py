@@ -42,7 +42,8 @@ from . import compilation
 from .activations import get_activation
 from .beyond import problem_codes, readout_rates, readout_step
 from .checks import check_solver_memory
-from .errors import DIVERGENCE, ProblemError
+from .draws import nu_columns
+from .errors import DIVERGENCE, PSD_RTOL_HISTORY, ProblemError
 from .onepass import solve_one_pass
 from .options import SOLVER, draw_seed, is_client
 from .progress import progress_bar
@@ -103,6 +104,15 @@ def solver_settings(problem, **options):
                                          f"use method='general' to shard it")
     check_solver_memory(problem, opts["n_paths"], opts["n_groups"], opts["response"],
                         opts["method"], client is not None, opts["history"])
+    general = not (opts["method"] == "auto" and problem.plan.one_pass)
+    need = nu_columns(problem)
+    n_min = int(np.diff(group_bounds(opts["n_paths"], opts["n_groups"])).min())
+    if general and n_min < need:
+        raise ProblemError("n_paths", f"each of the n_groups = {opts['n_groups']} replicas needs "
+                                      f"steps*p + k + p + 2 = {need} paths or more (its "
+                                      f"innovations are made orthonormal on them), got {n_min}: "
+                                      f"use n_paths >= {need * opts['n_groups']} or fewer "
+                                      f"n_groups")
     return opts
 
 
@@ -166,7 +176,8 @@ def solve(problem, **options):
     _, trained, sphere = problem_codes(problem)
     weight = WeightSide(G, T, p, k, alpha, problem.eta, problem.ridge, problem.C0,
                         problem.M0, pathwise=(response == "pathwise"),
-                        report_rtol=opts["stein_rtol"], sphere=sphere)
+                        report_rtol=opts["stein_rtol"], sphere=sphere,
+                        psd_rtol=PSD_RTOL_HISTORY[opts["history"]])
     a_rep = np.broadcast_to(problem.a, (G, T + 1, p)).copy()       # a(t) per replica
     shards = _make_shards(problem, seed, N, G, response, opts["client"], opts["n_shards"],
                           opts["history"])

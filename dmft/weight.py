@@ -136,12 +136,14 @@ class WeightSide:
     CUT = 1e-6
 
     def __init__(self, G, T, p, k, alpha, eta, ridge, C0, M0, pathwise=False, report_rtol=1e-3,
-                 sphere=False):
+                 sphere=False, psd_rtol=PSD_RTOL):
         self.G, self.T, self.p, self.k = G, T, p, k
         #: spherical GD: the factors D(t) of eq. (7.8), diagonal (G, T+1, p); None otherwise
         self.D = np.ones((G, T + 1, p)) if sphere else None
         self.alpha, self.eta, self.ridge = alpha, eta, ridge
         self.pathwise = pathwise
+        #: negative eigenvalues of Monte Carlo covariances up to this fraction are round-off
+        self.psd_rtol = psd_rtol
         #: innovations below this fraction of the largest are dropped in the reporting
         #: back-solves (:mod:`dmft.report`; the dynamics never uses them)
         self.report_rtol = report_rtol
@@ -163,12 +165,13 @@ class WeightSide:
 
     def _check_psd(self, lam, t, what):
         """Negative eigenvalues ``lam`` (G, p) of a Monte Carlo covariance are clipped to zero;
-        warn (KernelProjectionWarning) when the worst replica's correction exceeds PSD_RTOL of
+        warn (KernelProjectionWarning) when the worst replica's correction exceeds ``psd_rtol`` of
         the largest eigenvalue of C_g(s, s) so far (round-off stays below)."""
         rel = -lam[:, 0] / np.maximum(self.g_scale, 1e-300) ** 2
         b = int(np.argmax(rel))
-        if rel[b] > PSD_RTOL:
-            check_projection(lam[b, 0], self.g_scale[b] ** 2, f"{what} (replica {b})", t)
+        if rel[b] > self.psd_rtol:
+            check_projection(lam[b, 0], self.g_scale[b] ** 2, f"{what} (replica {b})", t,
+                             rtol=self.psd_rtol)
 
     def _whiten(self, resid, t, what):
         """Square root K(t, t) of an innovation covariance (G, p, p) and its pseudo-inverse,
