@@ -11,6 +11,7 @@ measured; one generator per call keeps them quick to compile), groups in paralle
 over shards.
 """
 import numpy as np
+import scipy.linalg
 from numba import njit
 
 from .threads import over_groups
@@ -105,6 +106,23 @@ def nu_columns(problem):
     return 2 + problem.k + problem.p + max(problem.steps, 1) * problem.p
 
 
+def orthonormal_columns(X):
+    """Q of the QR factorisation X = Q R (n, m), n >= m, with R's diagonal positive: the
+    Gram-Schmidt orthonormalisation of the columns in order.  By Cholesky QR (R from the Gram
+    matrix X^T X, Q = X R^{-1}: two BLAS-3 calls, a third of the time of Householder QR at
+    these sizes); the loss of orthogonality, about cond(X)^2 times the float64 epsilon, is far
+    below the float32 storage of the innovations for the Gaussian columns drawn here (cond(X)
+    is below 10^3 even at n = m + 4).  Householder QR when the Gram matrix is not numerically
+    positive definite."""
+    X = np.asfortranarray(X, dtype=np.float64)
+    try:
+        R = scipy.linalg.cholesky(X.T @ X, lower=False, check_finite=False)
+        return scipy.linalg.blas.dtrsm(1.0, R, X, side=1, lower=0)           # X R^{-1}
+    except np.linalg.LinAlgError:
+        q, r = np.linalg.qr(X)
+        return q * np.sign(np.diag(r))
+
+
 def orthonormal_nu(nu, chunks, group_chunks, bounds, zT, xi, eps0):
     """Make every group's innovations exactly orthonormal on its own paths (decision recorded
     in the docs, theory section "Sampling the innovations").
@@ -142,8 +160,8 @@ def orthonormal_nu(nu, chunks, group_chunks, bounds, zT, xi, eps0):
             if X.shape[0] < first.shape[1] + X.shape[1]:
                 raise ValueError(f"group {b}: {X.shape[0]} paths cannot hold "
                                  f"{first.shape[1] + X.shape[1]} orthonormal columns")
-            q, r = np.linalg.qr(np.column_stack([first, X]))
-            q = q[:, first.shape[1]:] * (np.sign(np.diag(r))[first.shape[1]:] * np.sqrt(hi - lo))
+            q = orthonormal_columns(np.column_stack([first, X]))[:, first.shape[1]:]
+            q *= np.sqrt(hi - lo)
             i = 0
             for c in cs:
                 nw = int(chunks[c, 1])

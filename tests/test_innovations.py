@@ -64,3 +64,14 @@ def test_a_replica_needs_its_columns():
     dmft.solver.solver_settings(pr, n_paths=need * 8, n_groups=8)
     with pytest.raises(dmft.ProblemError, match="^n_paths: .*157 paths or more"):
         dmft.solver.solver_settings(pr, n_paths=need * 8 - 1, n_groups=8)
+
+
+def test_orthonormal_columns_is_gram_schmidt():
+    from dmft.draws import orthonormal_columns
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 40))
+    q, r = np.linalg.qr(X)
+    np.testing.assert_allclose(orthonormal_columns(X), q * np.sign(np.diag(r)), atol=1e-13)
+    X[:, 7] = X[:, 3] * (1 + 1e-12)                 # Gram matrix singular: Householder QR
+    Q = orthonormal_columns(X)
+    np.testing.assert_allclose(Q[:, :7], (q * np.sign(np.diag(r)))[:, :7], atol=1e-13)
