@@ -31,8 +31,10 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 from bench import append_record, conditions, machine  # noqa: E402
 
-CASES = [(200, 200_000, "float64"), (400, 50_000, "float64"), (1000, 100_000, "float32"),
-         (2000, 50_000, "float64")]
+#: (steps, paths, history, replicas): at T = 2000 a replica of 5e4 / 32 paths is smaller than the
+#: 2 T + 6 it needs for orthonormal innovations (docs: theory section 3.7), so 8 replicas
+CASES = [(200, 200_000, "float64", 32), (400, 50_000, "float64", 32),
+         (1000, 100_000, "float32", 32), (2000, 50_000, "float64", 8)]
 LIMITS = {1000: 150.0, 2000: 600.0}
 RSS_LIMIT_GB = 12.0
 
@@ -43,17 +45,17 @@ def problem(T):
                         steps=T)
 
 
-def one(T, N, history, kernels):
+def one(T, N, history, G, kernels):
     """In the subprocess: one solve (after a warm-up), its timings and memory."""
     import dmft
     dmft.solve(problem(3), n_paths=2000, seed=0, progress=False, history=history)
     t0 = time.perf_counter()
-    res = dmft.solve(problem(T), n_paths=N, seed=0, progress=False, history=history)
+    res = dmft.solve(problem(T), n_paths=N, n_groups=G, seed=0, progress=False, history=history)
     wall = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9          # GB
     src = res.kernel_source
-    out = {"T": T, "N": N, "history": history, "wall": wall, "rss_gb": rss,
-           "weight_bytes": src.nbytes, "dense_bytes": 8 * 32 * (T + 1) ** 2 * 4,
+    out = {"T": T, "N": N, "G": G, "history": history, "wall": wall, "rss_gb": rss,
+           "weight_bytes": src.nbytes, "dense_bytes": 8 * G * (T + 1) ** 2 * 4,
            "load": os.getloadavg()[0], **res.timings}
     if kernels:
         t0 = time.perf_counter()
@@ -64,8 +66,8 @@ def one(T, N, history, kernels):
     print(json.dumps(out))
 
 
-def measure(T, N, history, kernels=False):
-    args = [sys.executable, __file__, "--one", str(T), str(N), history] + \
+def measure(T, N, history, G, kernels=False):
+    args = [sys.executable, __file__, "--one", str(T), str(N), history, str(G)] + \
         (["--kernels"] if kernels else [])
     out = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -77,16 +79,17 @@ def verdict(ok):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--one", nargs=3, metavar=("T", "N", "HISTORY"))
+    ap.add_argument("--one", nargs=4, metavar=("T", "N", "HISTORY", "G"))
     ap.add_argument("--kernels", action="store_true")
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     if args.one:
-        return one(int(args.one[0]), int(args.one[1]), args.one[2], args.kernels)
+        return one(int(args.one[0]), int(args.one[1]), args.one[2], int(args.one[3]),
+                   args.kernels)
     before = conditions()
     rows = {}
-    for T, N, history in CASES[:2] if args.quick else CASES:
-        rows[T] = measure(T, N, history, kernels=(T == 400))
+    for T, N, history, G in CASES[:2] if args.quick else CASES:
+        rows[T] = measure(T, N, history, G, kernels=(T == 400))
         r = rows[T]
         print(f"T={T} N={N:.0e} {history}: {r['wall']:.1f} s (weight {r['weight_side']:.2f} s, "
               f"sample {r['sample_side']:.1f} s), peak RSS {r['rss_gb']:.2f} GB, load "
@@ -96,15 +99,16 @@ def main():
     ratio = r4["total"] / r2["total"]
     lines = [f"## {datetime.datetime.now().isoformat(timespec='minutes')}", "",
              f"Machine: {machine()}; before: {before}; after: {conditions()}.  Problem: "
-             "tanh(z1 + He3(z2)), ReLU, p = 2, alpha = 3, eta = 0.05, 32 replicas; one solve "
-             "per case in its own process after a warm-up (compile excluded).", "",
-             "| steps, paths, history | solve | weight side | sample side | peak RSS | "
-             "weight-side rows | one dense G (T+1)^2 p^2 array | load |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "tanh(z1 + He3(z2)), ReLU, p = 2, alpha = 3, eta = 0.05; one solve per case in "
+             "its own process after a warm-up (compile excluded); setup: drawing the paths' "
+             "inputs and orthonormalising their innovations (part of the solve).", "",
+             "| steps, paths, replicas, history | solve | weight side | sample side | setup | "
+             "peak RSS | weight-side rows | one dense G (T+1)^2 p^2 array | load |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for T, r in rows.items():
-        lines.append(f"| {T}, {r['N']:.0e}, {r['history']} | {r['total']:.2f} s | "
+        lines.append(f"| {T}, {r['N']:.0e}, {r['G']}, {r['history']} | {r['total']:.2f} s | "
                      f"{r['weight_side']:.2f} s ({100 * r['weight_side'] / r['total']:.1f}%) | "
-                     f"{r['sample_side']:.2f} s | {r['rss_gb']:.2f} GB | "
+                     f"{r['sample_side']:.2f} s | {r['setup']:.2f} s | {r['rss_gb']:.2f} GB | "
                      f"{r['weight_bytes'] / 1e9:.3f} GB | {r['dense_bytes'] / 1e9:.3f} GB | "
                      f"{r['load']:.1f} |")
     lines += ["",

@@ -58,7 +58,8 @@ class Result(Curves):
     the two-time kernels, the per-replica curves and the solver's diagnostics; T =
     ``problem.steps``.  ``timings`` (seconds): ``compile`` the time spent compiling Numba
     kernels (0 when loaded from the cache), ``total`` the run without it, ``sample_side`` and
-    ``weight_side`` its two parts.
+    ``weight_side`` its two parts, ``setup`` (general method) the drawing of the paths' inputs
+    and the orthonormalisation of their innovations, part of ``total``.
 
     Attributes
     ----------

@@ -179,8 +179,10 @@ def solve(problem, **options):
                         report_rtol=opts["stein_rtol"], sphere=sphere,
                         psd_rtol=PSD_RTOL_HISTORY[opts["history"]])
     a_rep = np.broadcast_to(problem.a, (G, T + 1, p)).copy()       # a(t) per replica
+    t_setup = time.perf_counter()
     shards = _make_shards(problem, seed, N, G, response, opts["client"], opts["n_shards"],
                           opts["history"])
+    t_setup = time.perf_counter() - t_setup
     t_compile = _compile(shards, progress)
     losses = np.full((G, T + 1, 2), np.nan)
     res_omega = np.full(T + 1, np.nan)
@@ -238,7 +240,7 @@ def solve(problem, **options):
     kernels = weight.report(completed)
     kernels.a = a_rep                                # read by Result.from_replicas
     timings = {"total": time.perf_counter() - t_start - t_compile, "compile": t_compile,
-               "weight_side": t_weight, "sample_side": t_sample}
+               "weight_side": t_weight, "sample_side": t_sample, "setup": t_setup}
     return Result.from_replicas(
         problem=problem, kernels=kernels, losses=losses, completed=completed,
         status=status, message=message, seed=seed, n_paths=N, n_groups=G, response=response,
