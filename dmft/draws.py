@@ -8,10 +8,10 @@ the horizon).  Small Numba kernels draw them from one group's generator at a tim
 port of NumPy's ziggurat gives NumPy's very numbers, twice as fast as NumPy's own loop,
 measured; one generator per call keeps them quick to compile), groups in parallel
 (:func:`dmft.threads.over_groups`; the kernels release the GIL), so the numbers depend neither on the number of threads nor on how groups are spread
-over shards.
+over shards.  Each group's innovations are then made orthonormal on its own paths
+(:func:`orthonormal_nu`, eq. (3.19)).
 """
 import numpy as np
-import scipy.linalg
 from numba import njit
 
 from .threads import over_groups
@@ -108,16 +108,17 @@ def nu_columns(problem):
 
 def orthonormal_columns(X):
     """Q of the QR factorisation X = Q R (n, m), n >= m, with R's diagonal positive: the
-    Gram-Schmidt orthonormalisation of the columns in order.  By Cholesky QR (R from the Gram
-    matrix X^T X, Q = X R^{-1}: two BLAS-3 calls, a third of the time of Householder QR at
-    these sizes); the loss of orthogonality, about cond(X)^2 times the float64 epsilon, is far
-    below the float32 storage of the innovations for the Gaussian columns drawn here (cond(X)
-    is below 10^3 even at n = m + 4).  Householder QR when the Gram matrix is not numerically
-    positive definite."""
-    X = np.asfortranarray(X, dtype=np.float64)
+    Gram-Schmidt orthonormalisation of the columns in order.  By Cholesky QR (R = L^T from the
+    Gram matrix X^T X = L L^T, Q = X R^{-1}: two matrix products and an m x m inverse, a third
+    of the time of Householder QR at these sizes; numpy's BLAS only, since alternating with
+    SciPy's own BLAS cost a factor 3 in thread hand-overs); the loss of orthogonality, about
+    cond(X)^2 times the float64 epsilon, is far below the float32 storage of the innovations for
+    the Gaussian columns drawn here (cond(X) is below 10^3 even at n = m + 4).  Householder QR
+    when the Gram matrix is not numerically positive definite."""
+    X = np.asarray(X, dtype=np.float64)
     try:
-        R = scipy.linalg.cholesky(X.T @ X, lower=False, check_finite=False)
-        return scipy.linalg.blas.dtrsm(1.0, R, X, side=1, lower=0)           # X R^{-1}
+        L = np.linalg.cholesky(X.T @ X)
+        return X @ np.linalg.inv(L).T
     except np.linalg.LinAlgError:
         q, r = np.linalg.qr(X)
         return q * np.sign(np.diag(r))
@@ -125,7 +126,7 @@ def orthonormal_columns(X):
 
 def orthonormal_nu(nu, chunks, group_chunks, bounds, zT, xi, eps0):
     """Make every group's innovations exactly orthonormal on its own paths (decision recorded
-    in the docs, theory section "Sampling the innovations").
+    in the docs, theory section 3.9, eq. (3.19)).
 
     Within a group of n paths the n-vectors nu_j(t) are replaced by the Gram-Schmidt
     orthonormalisation of the columns [1, z*, label noise, eps0, nu(0), nu(1), ...], in this
@@ -167,4 +168,5 @@ def orthonormal_nu(nu, chunks, group_chunks, bounds, zT, xi, eps0):
                 nw = int(chunks[c, 1])
                 nu[c, :, :, :nw] = q[i:i + nw].T.reshape(T, p, nw)
                 i += nw
-    over_groups(work, len(group_chunks) - 1)
+    work(0, len(group_chunks) - 1)      # groups in turn: BLAS threads each (2x faster than
+    #                                     one group per thread, measured on 2 cores)

@@ -20,7 +20,10 @@ solves the DMFT with its own kernels, so its outputs at step t carry the Monte C
 every earlier step, propagated through the dynamics.  Reported values are replica means and
 errors are their standard errors, std / sqrt(G): an honest error for the propagated noise at
 the same cost as a single run.  The price is a bias of order G/N (nonlinear estimators on N/G
-paths) against a statistical error of order 1/sqrt(N): negligible when N >> G^2.
+paths) against a statistical error of order 1/sqrt(N): negligible when N >> G^2.  The largest such bias, that of the Stein averages at long
+horizons (O(t p / (N/G)), growing with t), is removed by drawing each replica's innovations nu
+exactly orthonormal on its paths (eq. (3.19), :func:`dmft.draws.orthonormal_nu`); a replica
+therefore needs steps*p + k + p + 2 paths at least.
 
 Response functions (decision recorded here)
 -------------------------------------------

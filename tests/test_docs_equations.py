@@ -13,7 +13,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 THEORY = ROOT / "docs" / "theory"
 
 #: equations defined today; numbers are never reused, so the count only grows
-MIN_EQUATIONS = 91
+MIN_EQUATIONS = 92
 
 TAG = re.compile(r"\\tag\{(\d+)\.(\d+)\}")
 TARGET = re.compile(r"^\(eq-(\d+)-(\d+)\)=$")

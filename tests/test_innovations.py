@@ -1,4 +1,4 @@
-"""The innovations nu(t) are orthonormal on each replica's paths (docs: theory section 3.7):
+"""The innovations nu(t) are orthonormal on each replica's paths (docs: theory section 3.9, eq. (3.19)):
 the group averages (1/n) sum nu nu^T are the identity and those of nu with 1, z*, the label
 noise and eps0 vanish, while each nu stays close to its own Gaussian draw."""
 import numpy as np

@@ -81,7 +81,7 @@ def test_linear_oracle_long_horizon_stein():
 def test_linear_oracle_1000_steps(alpha, history):
     """Long horizons: the linear oracle over 1000 steps, train and test error and M within 3.5
     error bars or 1e-3 at every step.  This failed before the innovations were made orthonormal
-    on each replica's paths (docs: theory, section 3.7): the Stein averages' far-lag noise
+    on each replica's paths (docs: theory, section 3.9): the Stein averages' far-lag noise
     biased C_theta by O(t p / n) per replica of n paths (test error 0.59 against 0.22 at
     t = 1000, alpha = 2, 2e4 paths in 32 replicas).  16 replicas of 1250 paths (a replica needs
     steps + 4 = 1004); about 10 s per solve."""
