@@ -3,44 +3,67 @@ each run to the same time eta * t = 10 (25 to 400 steps), and the extrapolation 
 and the losses at every common time, with error bars (dmft.gradient_flow).
 
     python examples/gradient_flow.py                      # ~2 minutes on 2 cores
-    python examples/gradient_flow.py --n-paths 50000 --out /tmp/gf
+    python examples/gradient_flow.py --config my_study.toml --out /tmp/gf
 
-Writes OUT/gradient_flow.png (the runs and the limit against eta t; each run minus the limit)
-and OUT/gradient_flow.csv (the limit and its standard error at every common time).  The problem
-is the [problem] table of examples/paper_tanh_he3.toml.  Long runs need many paths per replica:
-the replicas' bias grows with the number of steps (docs: "Long horizons"), hence the default of
-8 replicas of 25,000 paths.
+The study is examples/gradient_flow.toml: the [problem] and [solver] tables of any config (the
+learning rate and the steps are set per run) and a [gradient_flow] table (etas, time = eta *
+steps, degree of the fit).  Writes OUT/gradient_flow.png (the runs and the limit against eta t;
+each run minus the limit) and OUT/gradient_flow.csv (the limit and its standard error at every
+common time).  Bad input: one line on stderr naming the field, exit 2.
 """
 import argparse
 import os
 import sys
+import tomllib
 
 import numpy as np
 
 import dmft
-from dmft.config import problem_from_config, read_config
+from dmft.config import check_tables, problem_from_config
 from dmft.gradient_flow import extrapolate, plot_gradient_flow, solve_same_time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def read_study(path):
+    """The problem, the [gradient_flow] table (checked) and the solver options of a study."""
+    try:
+        with open(path, "rb") as fh:
+            cfg = tomllib.load(fh)
+    except OSError as exc:
+        raise dmft.ProblemError("config", f"cannot read {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise dmft.ProblemError("config", f"{path} is not valid TOML: {exc}") from None
+    study = {"etas": [0.4, 0.2, 0.1, 0.05, 0.025], "time": 10.0, "degree": 2,
+             **cfg.pop("gradient_flow", {})}
+    unknown = sorted(set(study) - {"etas", "time", "degree"})
+    if unknown:
+        raise dmft.ProblemError(unknown[0], "unknown [gradient_flow] key; known: etas, time, "
+                                            "degree")
+    etas = study["etas"]
+    if not (isinstance(etas, list) and len(etas) >= 2 and all(
+            isinstance(e, (int, float)) and not isinstance(e, bool) and e > 0 for e in etas)):
+        raise dmft.ProblemError("etas", f"expected a list of two or more positive learning "
+                                        f"rates, got {etas!r}")
+    if isinstance(study["time"], bool) or not isinstance(study["time"], (int, float)) \
+            or not study["time"] > 0:
+        raise dmft.ProblemError("time", f"expected eta * steps > 0, got {study['time']!r}")
+    if study["degree"] not in (1, 2) or isinstance(study["degree"], bool):
+        raise dmft.ProblemError("degree", f"the fit in eta is of degree 1 or 2, got "
+                                          f"{study['degree']!r}")
+    cfg = check_tables(cfg, path)
+    return problem_from_config(cfg), study, dict(cfg.get("solver", {}))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=os.path.join(HERE, "paper_tanh_he3.toml"))
-    parser.add_argument("--etas", default="0.4,0.2,0.1,0.05,0.025")
-    parser.add_argument("--time", type=float, default=10.0, help="eta * steps of every run")
-    parser.add_argument("--n-paths", type=int, default=200_000)
-    parser.add_argument("--n-groups", type=int, default=8)
-    parser.add_argument("--degree", type=int, default=2, help="of the fit in eta (1 or 2)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--config", default=os.path.join(HERE, "gradient_flow.toml"))
     parser.add_argument("--out", default="out")
     args = parser.parse_args(argv)
     try:
-        problem = problem_from_config(read_config(args.config))
-        etas = [float(e) for e in args.etas.split(",")]
-        runs = solve_same_time(problem, etas, args.time, seed=args.seed, n_paths=args.n_paths,
-                               n_groups=args.n_groups, progress=False)
-        limit = extrapolate(runs, degree=args.degree)
+        problem, study, solver = read_study(args.config)
+        runs = solve_same_time(problem, study["etas"], study["time"], progress=False, **solver)
+        limit = extrapolate(runs, degree=study["degree"])
     except dmft.ProblemError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,5 +1,7 @@
 """Step size against gradient flow (dmft.gradient_flow): same-time problems, the weighted
 polynomial extrapolation eta -> 0 and its error bars, the figure."""
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -76,3 +78,38 @@ def test_extrapolate_real_runs_and_figure(tmp_path):
                                            progress=False)])
     fig = plot_gradient_flow(runs, lim, path=str(tmp_path / "gf.png"))
     assert len(fig.axes) == 10 and (tmp_path / "gf.png").stat().st_size > 10_000
+
+
+def _example():
+    import runpy
+    return runpy.run_path(str(pathlib.Path(__file__).resolve().parent.parent / "examples" /
+                              "gradient_flow.py"), run_name="example")
+
+
+def test_example_study_file():
+    """examples/gradient_flow.toml is the issue's study: five learning rates to eta t = 10."""
+    ex = _example()
+    root = pathlib.Path(__file__).resolve().parent.parent
+    problem, study, solver = ex["read_study"](str(root / "examples" / "gradient_flow.toml"))
+    assert study == {"etas": [0.4, 0.2, 0.1, 0.05, 0.025], "time": 10.0, "degree": 2}
+    assert problem.to_dict()["target"] == "tanh(z1 + He3(z2))" and solver["n_groups"] == 8
+    dmft.solver.solver_settings(problem.replace(steps=400, eta=0.025), **solver)
+
+
+def test_example_runs_and_refuses_bad_input(tmp_path, capsys):
+    ex = _example()
+    cfg = tmp_path / "gf.toml"
+    cfg.write_text('[problem]\ntarget = "tanh(z1 + He3(z2))"\np = 2\nactivation = "relu"\nalpha = 3.0\n'
+                   'eta = 0.2\nsteps = 1\n[solver]\nn_paths = 4000\nn_groups = 4\n'
+                   '[gradient_flow]\netas = [0.4, 0.2]\ntime = 1.2\ndegree = 1\n')
+    out = tmp_path / "out"
+    assert ex["main"](["--config", str(cfg), "--out", str(out)]) == 0
+    assert (out / "gradient_flow.png").stat().st_size > 0
+    head = (out / "gradient_flow.csv").read_text().splitlines()[0]
+    assert head.startswith("tau,M_0,M_0_err,") and head.endswith("test_error,test_error_err")
+    bad = tmp_path / "bad.toml"
+    bad.write_text(cfg.read_text().replace("etas = [0.4, 0.2]", "etas = [0.4, -0.2]"))
+    capsys.readouterr()
+    assert ex["main"](["--config", str(bad), "--out", str(tmp_path / "no")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "etas" in err[0] and not (tmp_path / "no").exists()
