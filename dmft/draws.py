@@ -13,6 +13,7 @@ over shards.  Each group's innovations are then made orthonormal on its own path
 """
 import numpy as np
 from numba import njit
+from threadpoolctl import threadpool_limits
 
 from .threads import over_groups
 
@@ -106,22 +107,51 @@ def nu_columns(problem):
     return 2 + problem.k + problem.p + max(problem.steps, 1) * problem.p
 
 
-def orthonormal_columns(X):
-    """Q of the QR factorisation X = Q R (n, m), n >= m, with R's diagonal positive: the
-    Gram-Schmidt orthonormalisation of the columns in order.  By Cholesky QR (R = L^T from the
-    Gram matrix X^T X = L L^T, Q = X R^{-1}: two matrix products and an m x m inverse, a third
-    of the time of Householder QR at these sizes; numpy's BLAS only, since alternating with
-    SciPy's own BLAS cost a factor 3 in thread hand-overs); the loss of orthogonality, about
-    cond(X)^2 times the float64 epsilon, is far below the float32 storage of the innovations for
-    the Gaussian columns drawn here (cond(X) is below 10^3 even at n = m + 4).  Householder QR
-    when the Gram matrix is not numerically positive definite."""
+def orthonormal_columns(X, first=0, scale=1.0):
+    """Columns ``first`` .. of Q, times ``scale``, of the QR factorisation X = Q R (n, m),
+    n >= m, with R's diagonal positive: the Gram-Schmidt orthonormalisation of the columns in
+    order.  By Cholesky QR (R = L^T from the Gram matrix X^T X = L L^T, Q = X R^{-1}: two
+    matrix products and an m x m inverse, a third of the time of Householder QR at these sizes;
+    numpy's BLAS only, since alternating with SciPy's own BLAS cost a factor 3 in thread
+    hand-overs); the loss of orthogonality, about cond(X)^2 times the float64 epsilon, is far
+    below the float32 storage of the innovations for the Gaussian columns drawn here (cond(X) is
+    below 10^3 even at n = m + 4).  Householder QR when the Gram matrix is not numerically
+    positive definite."""
     X = np.asarray(X, dtype=np.float64)
     try:
         L = np.linalg.cholesky(X.T @ X)
-        return X @ np.linalg.inv(L).T
+        return X @ (np.linalg.inv(L).T[:, first:] * scale)
     except np.linalg.LinAlgError:
         q, r = np.linalg.qr(X)
-        return q * np.sign(np.diag(r))
+        return (q * np.sign(np.diag(r)))[:, first:] * scale
+
+
+@njit(cache=True, nogil=True)
+def _gather_nu(nu, chunks, c0, c1, X, m0):
+    """Copy the innovations of the chunks c0 .. c1-1 (one group) into the columns m0 .. of X
+    (n, m0 + T p): path i of the group in row i, nu_j(t) in column m0 + t p + j."""
+    T, p = nu.shape[1], nu.shape[2]
+    i0 = chunks[c0, 0]
+    for c in range(c0, c1):
+        base = chunks[c, 0] - i0
+        for t in range(T):
+            for j in range(p):
+                col = m0 + t * p + j
+                for ii in range(chunks[c, 1]):
+                    X[base + ii, col] = nu[c, t, j, ii]
+
+
+@njit(cache=True, nogil=True)
+def _scatter_nu(Q, nu, chunks, c0, c1):
+    """The reverse of :func:`_gather_nu` for Q (n, T p), rounded to float32."""
+    T, p = nu.shape[1], nu.shape[2]
+    i0 = chunks[c0, 0]
+    for c in range(c0, c1):
+        base = chunks[c, 0] - i0
+        for t in range(T):
+            for j in range(p):
+                for ii in range(chunks[c, 1]):
+                    nu[c, t, j, ii] = Q[base + ii, t * p + j]
 
 
 def orthonormal_nu(nu, chunks, group_chunks, bounds, zT, xi, eps0):
@@ -149,24 +179,26 @@ def orthonormal_nu(nu, chunks, group_chunks, bounds, zT, xi, eps0):
     None
     """
     _, T, p, _ = nu.shape
+    k = zT.shape[0]
+    m0 = 2 + k + p
 
     def work(g0, g1):
         for b in range(g0, g1):
             lo, hi = int(bounds[b]), int(bounds[b + 1])
-            first = np.column_stack([np.ones(hi - lo), zT[:, lo:hi].T, xi[lo:hi],
-                                     eps0[:, lo:hi].T])
-            cs = range(int(group_chunks[b]), int(group_chunks[b + 1]))
-            X = np.concatenate([nu[c, :, :, :chunks[c, 1]].reshape(T * p, -1) for c in cs],
-                               axis=1).T                                  # (n, T p)
-            if X.shape[0] < first.shape[1] + X.shape[1]:
-                raise ValueError(f"group {b}: {X.shape[0]} paths cannot hold "
-                                 f"{first.shape[1] + X.shape[1]} orthonormal columns")
-            q = orthonormal_columns(np.column_stack([first, X]))[:, first.shape[1]:]
-            q *= np.sqrt(hi - lo)
-            i = 0
-            for c in cs:
-                nw = int(chunks[c, 1])
-                nu[c, :, :, :nw] = q[i:i + nw].T.reshape(T, p, nw)
-                i += nw
-    work(0, len(group_chunks) - 1)      # groups in turn: BLAS threads each (2x faster than
-    #                                     one group per thread, measured on 2 cores)
+            n = hi - lo
+            if n < m0 + T * p:
+                raise ValueError(f"group {b}: {n} paths cannot hold {m0 + T * p} orthonormal "
+                                 f"columns")
+            X = np.empty((n, m0 + T * p), order="F")
+            X[:, 0] = 1.0
+            X[:, 1:1 + k] = zT[:, lo:hi].T
+            X[:, 1 + k] = xi[lo:hi]
+            X[:, 2 + k:m0] = eps0[:, lo:hi].T
+            c0, c1 = int(group_chunks[b]), int(group_chunks[b + 1])
+            _gather_nu(nu, chunks, c0, c1, X, m0)
+            _scatter_nu(orthonormal_columns(X, m0, np.sqrt(n)), nu, chunks, c0, c1)
+    # one group per thread, each with a single-threaded BLAS: two levels of threads spin
+    # against each other (measured: 2x slower on 2 cores, 10x on a loaded machine), and one
+    # BLAS thread also makes the numbers independent of the BLAS thread count
+    with threadpool_limits(1, user_api="blas"):
+        over_groups(work, len(group_chunks) - 1)

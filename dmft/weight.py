@@ -256,7 +256,8 @@ class WeightSide:
                 - self.eta * self.K_rows[t - 1] - ea * XB
             if self.pathwise:
                 self._advance_dense(t, decay, ea)
-        C = np.einsum("gij,gukj->guik", self.P[:, t], self.P[:, t:t + 1])[:, 0]
+        Pt = self.P[:, t]
+        C = Pt @ swap(Pt)
         if t >= 1:
             A = self.B_rows[t]                                                # (G, p, n)
             C += self.alpha * (A @ swap(A))
@@ -295,8 +296,8 @@ class WeightSide:
             K_inv, change = self.finalize_innovation(t - 1, sums.kk / c3, cw)
             self.c_prev, self.K_inv_prev = cw, np.ascontiguousarray(K_inv)
             # E[g(t) kappa(t-1)^T] = (E[g(t) r^T] - sum_w E[g(t) kappa(w)^T] c(w)^T) K_inv
-            gk[:, t - 1] = (gk[:, t - 1] - np.einsum("gwij,gwkj->gik", gk[:, :t - 1], cw)) \
-                @ K_inv
+            past = flat(gk[:, :t - 1]) @ swap(flat(cw)) if t >= 2 else 0.0   # one BLAS call
+            gk[:, t - 1] = (gk[:, t - 1] - past) @ K_inv
         self.set_g_row(t, sums.gg / c3, gk)
         if self.pathwise:
             self.dense.R_g[:, t, :t + 1] = sums.R_g / c4     # the pathwise R_g(t, .) sums
