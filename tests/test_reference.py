@@ -1,5 +1,5 @@
 """Numbers do not move: the same seeds give bit-identical arrays to those the code of commit
-ccf5477 wrote (tests/data/make_reference.py, one file per machine).  The previous references
+0b3389f wrote (tests/data/make_reference.py, one file per machine).  The previous references
 (written by eb4b1ac, the code of 0.1.0) were retired by an intended change of numbers of 0.2.0,
 the orthonormal innovations (docs: changelog); until then the refactors reproduced them bit for
 bit.

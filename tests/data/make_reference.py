@@ -1,7 +1,7 @@
 """Reference arrays of the default model (fixed readout, square loss, unconstrained GD), written
-by the code of commit ccf5477 (0.2.0: the innovations nu orthonormal on each replica's paths, an
+by the code of commit 0b3389f (0.2.0: the innovations nu orthonormal on each replica's paths, an
 intended change of numbers; the files of 0.1.0, written by eb4b1ac, are retired):
-`PYTHONPATH=<checkout of ccf5477> python tests/data/make_reference.py tests/data/reference_v1_<machine>.npz`.
+`PYTHONPATH=<checkout of 0b3389f> python tests/data/make_reference.py tests/data/reference_v1_<machine>.npz`.
 tests/test_reference.py checks that the same seeds still give bit-identical arrays.
 
 Bit identity holds on one machine and one set of libraries: OpenBLAS picks its kernels by CPU and
