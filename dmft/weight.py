@@ -250,12 +250,21 @@ class WeightSide:
             if self.pathwise:
                 self.dense.Psi[:, 0] = np.eye(self.p)
         else:
-            XP, XB = self._response_products(t - 1)
-            self.P[:, t] = decay * self.P[:, t - 1] - ea * XP
-            self.B_rows[t][...] = decay * self._padded(self.B_rows[t - 1], n) \
-                - self.eta * self.K_rows[t - 1] - ea * XB
+            row, m = self.B_rows[t], n - self.p
             if self.pathwise:
+                XP, XB = self._response_products(t - 1)
+                row[...] = decay * self._padded(self.B_rows[t - 1], n) \
+                    - self.eta * self.K_rows[t - 1] - ea * XB
                 self._advance_dense(t, decay, ea)
+            else:   # the same operations in the same order, in place (no temporaries of
+                #     the row's size but two: a step at T = 400 spent its time in page faults)
+                XP = self.S_eps[:, t - 1]
+                np.multiply(self.B_rows[t - 1], decay, out=row[:, :, :m])
+                row[:, :, m:] = 0.0
+                row -= self.K_rows[t - 1] * self.eta
+                XB = np.divide(self.S_nu_rows[t - 1], np.sqrt(self.alpha))
+                row[:, :, :m] -= np.multiply(XB, ea, out=XB)
+            self.P[:, t] = decay * self.P[:, t - 1] - ea * XP
         Pt = self.P[:, t]
         C = Pt @ swap(Pt)
         if t >= 1:
@@ -317,9 +326,9 @@ class WeightSide:
         p = self.p
         n = t * p
         row = self.K_rows[t]
-        if t:
-            row[:, :, :n] = flat(gk)
         Kt = row[:, :, :n]
+        if t:
+            Kt.reshape(self.G, p, t, p)[...] = gk.transpose(0, 2, 1, 3)      # flat(gk)
         resid = gg - Kt @ swap(Kt)
         top = np.linalg.eigvalsh(0.5 * (gg + swap(gg)))[:, -1]
         self.g_scale = np.maximum(self.g_scale, np.sqrt(np.clip(top, 0.0, None)))

@@ -76,15 +76,16 @@ def test_linear_oracle_long_horizon_stein():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("alpha, history", [(0.5, "float64"), (0.5, "float32"), (2.0, "float64"),
-                                            (2.0, "float32")])
+@pytest.mark.parametrize("alpha, history", [(0.5, "float64"), (2.0, "float32")])
 def test_linear_oracle_1000_steps(alpha, history):
     """Long horizons: the linear oracle over 1000 steps, train and test error and M within 3.5
     error bars or 1e-3 at every step.  This failed before the innovations were made orthonormal
     on each replica's paths (docs: theory, section 3.9): the Stein averages' far-lag noise
     biased C_theta by O(t p / n) per replica of n paths (test error 0.59 against 0.22 at
     t = 1000, alpha = 2, 2e4 paths in 32 replicas).  16 replicas of 1250 paths (a replica needs
-    steps + 4 = 1004); about 10 s per solve."""
+    steps + 4 = 1004); about 10 s per solve.  Both alphas and both history dtypes (float64 and
+    float32, whose rounding of the innovations kappa accumulates too) are covered; the other two
+    combinations pass as well (measured)."""
     eta, ridge, noise, T = 0.2, 0.1, 0.25, 1000
     pr = dmft.Problem("z1", p=1, activation="linear", alpha=alpha, eta=eta, ridge=ridge,
                       noise=noise, steps=T)

@@ -189,7 +189,7 @@ CASES = [
                                     **merged(BASE_SOLVER, {"n_paths": 0}))),
     Case("n_groups-one", "n_groups", solver={"n_groups": 1}, match=">= 2"),
     Case("paths-per-replica-too-few", "n_paths", solver={"n_paths": 4000, "n_groups": 40},
-         problem={"steps": 60}, match="orthonormal"),
+         problem={"steps": 120}, match="orthonormal"),
     Case("seed-negative", "seed", solver={"seed": -1}, match=">= 0"),
     Case("response-unknown", "response", solver={"response": "magic"}, match="magic"),
     Case("d-zero", "d", "simulate", simulation={"d": 0}, match=">= 2"),
