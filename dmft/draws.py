@@ -100,7 +100,6 @@ def draw_nu(rngs, nu, chunks, group_chunks):
     over_groups(work, len(rngs))
 
 
-
 def nu_columns(problem):
     """Columns the innovations of one replica are orthonormalised against and among:
     1, z* (k), the label noise, eps0 (p), then nu(0) .. nu(T-1) (p each); a replica needs at
@@ -192,8 +191,7 @@ def orthonormal_nu(nu, chunks, group_chunks, bounds, zT, xi, eps0):
     """
     _, T, p, _ = nu.shape
     k = zT.shape[0]
-    m0 = 2 + k + p
-
+    m0 = 2 + k + p                         # the columns before nu(0) (see nu_columns)
     m = m0 + T * p
     n_max = int(np.diff(bounds).max())
 
@@ -202,9 +200,8 @@ def orthonormal_nu(nu, chunks, group_chunks, bounds, zT, xi, eps0):
         for b in range(g0, g1):
             lo, hi = int(bounds[b]), int(bounds[b + 1])
             n = hi - lo
-            if n < m0 + T * p:
-                raise ValueError(f"group {b}: {n} paths cannot hold {m0 + T * p} orthonormal "
-                                 f"columns")
+            if n < m:
+                raise ValueError(f"group {b}: {n} paths cannot hold {m} orthonormal columns")
             XT = buf[:m * n].reshape(m, n)
             XT[0] = 1.0
             XT[1:1 + k] = zT[:, lo:hi]

@@ -218,10 +218,11 @@ class WeightSide:
     # ------------------------------------------------------------------ forward step
     def _response_products(self, s):
         """sum_u R_g(s, u) P(u) (G, p, p) and sum_u R_g(s, u) B(u, v) for v <= s, flat
-        (G, p, (s+1) p)."""
+        (G, p, w p): the Stein averages give w = s (the block v = s is zero), the pathwise
+        products w = s + 1."""
         n = (s + 1) * self.p
         if not self.pathwise:
-            return self.S_eps[:, s], self._padded(self.S_nu_rows[s], n) / np.sqrt(self.alpha)
+            return self.S_eps[:, s], self.S_nu_rows[s] / np.sqrt(self.alpha)
         Rg = self.dense.R_g[:, s, :s + 1]                               # (G, s+1, p, p)
         XP = np.einsum("guij,gujk->gik", Rg, self.P[:, :s + 1])
         Bu = np.stack([self._padded(self.B_rows[u], n) for u in range(s + 1)], axis=1)
@@ -250,21 +251,16 @@ class WeightSide:
             if self.pathwise:
                 self.dense.Psi[:, 0] = np.eye(self.p)
         else:
+            # B(t, .) = decay B(t-1, .) - eta K(t-1, .) - ea XB, in place (row t starts at
+            # zero; temporaries of the row's size cost page faults at long horizons)
+            XP, XB = self._response_products(t - 1)
             row, m = self.B_rows[t], n - self.p
-            if self.pathwise:
-                XP, XB = self._response_products(t - 1)
-                row[...] = decay * self._padded(self.B_rows[t - 1], n) \
-                    - self.eta * self.K_rows[t - 1] - ea * XB
-                self._advance_dense(t, decay, ea)
-            else:   # the same operations in the same order, in place (no temporaries of
-                #     the row's size but two: a step at T = 400 spent its time in page faults)
-                XP = self.S_eps[:, t - 1]
-                np.multiply(self.B_rows[t - 1], decay, out=row[:, :, :m])
-                row[:, :, m:] = 0.0
-                row -= self.K_rows[t - 1] * self.eta
-                XB = np.divide(self.S_nu_rows[t - 1], np.sqrt(self.alpha))
-                row[:, :, :m] -= np.multiply(XB, ea, out=XB)
+            np.multiply(self.B_rows[t - 1], decay, out=row[:, :, :m])
+            row -= self.K_rows[t - 1] * self.eta
+            row[:, :, :XB.shape[2]] -= ea * XB
             self.P[:, t] = decay * self.P[:, t - 1] - ea * XP
+            if self.pathwise:
+                self._advance_dense(t, decay, ea)
         Pt = self.P[:, t]
         C = Pt @ swap(Pt)
         if t >= 1:
