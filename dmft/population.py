@@ -35,12 +35,13 @@ import functools
 
 import numpy as np
 import scipy.special
+from numba import njit
 from scipy.stats import qmc
-from threadpoolctl import threadpool_limits
 
-from .activations import get_activation
+from .activations import add_sigma, get_activation
 from .gaussrules import hermite_rule
 from .losses import loss_value
+from .threads import one_blas_thread, over_groups
 
 __all__ = ["PopulationRule", "population_errors", "replica_errors", "refit", "replica_refit",
            "rule_for"]
@@ -52,6 +53,8 @@ SOBOL_LOG2 = {"accurate": 16, "small": 11, "class": 18, "class-small": 12}
 SOBOL_SEED = 20240214
 #: largest number of pre-activations (parameter sets x points x p) held at once
 CHUNK = 2 ** 22
+#: points per block of :func:`_outputs` (its pre-activations stay in the L1 cache)
+BLOCK = 512
 
 
 class PopulationRule:
@@ -138,10 +141,58 @@ class PopulationRule:
         S = (V * np.sqrt(np.clip(lam, 0.0, None))[..., None, :]) @ np.swapaxes(V, -1, -2)
         return act.f(M @ self.zT + S @ self.uT)
 
+    def outputs(self, act, M, Q, A):
+        """The network's output yhat = a . sigma(h) at the points for a stack of (M, Q, a),
+        without forming the features (:func:`_outputs`, groups of sets on threads).
 
-def _output(F, A):
-    """yhat = a . sigma for features F (B, p, N) and second layers A (B, p): (B, N)."""
-    return (A[:, None, :] @ F)[:, 0]
+        Parameters
+        ----------
+        act : Activation
+            The activation sigma.
+        M : ndarray, shape (B, p, k)
+            Overlaps of the B parameter sets.
+        Q : ndarray, shape (B, p, p)
+            Gram matrices of the B parameter sets.
+        A : ndarray, shape (B, p)
+            Second layers of the B parameter sets.
+
+        Returns
+        -------
+        ndarray, shape (B, N)
+            yhat at the N points."""
+        lam, V = np.linalg.eigh(Q - M @ np.swapaxes(M, -1, -2))
+        S = (V * np.sqrt(np.clip(lam, 0.0, None))[..., None, :]) @ np.swapaxes(V, -1, -2)
+        out = np.zeros((len(M), len(self.w)))
+        args = (act.code, np.ascontiguousarray(M), np.ascontiguousarray(S),
+                np.ascontiguousarray(A), self.zT, self.uT, out)
+        over_groups(_outputs, len(M), *args)
+        return out
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"})
+def _outputs(b0, b1, code, M, S, A, zT, uT, out):
+    """out[b] += sum_j A[b, j] sigma(h_j) with h = M[b] z* + S[b] u at every point, for the
+    sets b0 .. b1-1, block by block of points (the same helper as the sample side's kernel)."""
+    p, k = M.shape[1], M.shape[2]
+    N = zT.shape[1]
+    H = np.empty(BLOCK)
+    for b in range(b0, b1):
+        for n0 in range(0, N, BLOCK):
+            w = min(BLOCK, N - n0)
+            h, o = H[:w], out[b, n0:n0 + w]
+            for j in range(p):
+                c, x = M[b, j, 0], zT[0, n0:n0 + w]
+                for i in range(w):
+                    h[i] = c * x[i]
+                for q in range(1, k):
+                    c, x = M[b, j, q], zT[q, n0:n0 + w]
+                    for i in range(w):
+                        h[i] += c * x[i]
+                for q in range(p):
+                    c, x = S[b, j, q], uT[q, n0:n0 + w]
+                    for i in range(w):
+                        h[i] += c * x[i]
+                add_sigma(code, h, A[b, j], o)
 
 
 _RULES = {}
@@ -196,7 +247,7 @@ def _test_error(problem, rule, act, Ms, Qs, As):
     f = rule.labels(problem.target)
     out = np.empty(len(Ms))
     for c in _chunks(len(Ms), len(f), problem.p):
-        yhat = _output(rule.features(act, Ms[c], Qs[c]), As[c])
+        yhat = rule.outputs(act, Ms[c], Qs[c], As[c])
         if problem.loss == "square":
             out[c] = 0.5 * (((yhat - f) ** 2) @ rule.w) + 0.5 * problem.noise
         else:        # logistic: no label noise; correlation: noise has mean zero
@@ -208,7 +259,7 @@ def _class_error(problem, rule, act, Ms, Qs, As):
     f = rule.labels(problem.target)
     out = np.empty(len(Ms))
     for c in _chunks(len(Ms), len(f), problem.p):
-        yhat = _output(rule.features(act, Ms[c], Qs[c]), As[c])
+        yhat = rule.outputs(act, Ms[c], Qs[c], As[c])
         out[c] = (f * yhat <= 0).astype(np.float64) @ rule.w
     return out
 
@@ -235,7 +286,7 @@ def _one_thread(func):
     threads only cost (and oversubscribe the cores that the solver's own threads use)."""
     @functools.wraps(func)
     def wrapped(*args, **kwargs):
-        with threadpool_limits(1, user_api="blas"):
+        with one_blas_thread():
             return func(*args, **kwargs)
     return wrapped
 

@@ -8,15 +8,39 @@ do not depend on the number of threads.  (Decision recorded here: a ``prange`` o
 made Numba compile each kernel three times over - alone, in the parallel loop's body and in
 the function that launches it - which cost most of the first run's compile time; a thread pool
 costs some ten microseconds per step.)
+
+:func:`one_blas_thread` limits the BLAS libraries to one thread where Python threads (or the
+tiny products of the population integrals) are the parallelism.
 """
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
+import scipy.linalg  # noqa: F401  (loads SciPy's BLAS before the controller looks for it)
+from threadpoolctl import ThreadpoolController
 
 _POOL = []
+_CONTROLLER = []
 _LOCK = threading.Lock()
+
+
+def one_blas_thread():
+    """A context manager that runs its block with one BLAS thread (threadpoolctl).
+
+    The controller that finds the BLAS libraries is built once per process:
+    ``threadpool_limits`` looks for them again on every call (some 2 ms, paid several times
+    per solve), a limit through the cached controller costs some 20 microseconds.
+
+    Returns
+    -------
+    context manager
+        Restores the previous thread counts on exit.
+    """
+    with _LOCK:
+        if not _CONTROLLER:
+            _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1, user_api="blas")
 
 
 def _pool():
