@@ -287,7 +287,7 @@ def orthonormal_nu(nu, chunks, group_chunks, bounds, zT, xi, eps0):
                     continue
             if not buf:                      # its pages faulted in once per thread
                 buf.append(np.empty(m * int(np.diff(bounds).max())))
-            _gathered(nu, chunks, c0, c1, zT, xi, eps0, X, buf[0][:m * n].reshape(m, n))
+            _gathered(nu, chunks, c0, c1, zT, xi, eps0, buf[0][:m * n].reshape(m, n))
     # one group per thread, each with a single-threaded BLAS: two levels of threads spin
     # against each other (measured: 2x slower on 2 cores, 10x on a loaded machine), and one
     # BLAS thread also makes the numbers independent of the BLAS thread count
@@ -295,17 +295,50 @@ def orthonormal_nu(nu, chunks, group_chunks, bounds, zT, xi, eps0):
         over_groups(work, len(group_chunks) - 1)
 
 
-def _gathered(nu, chunks, c0, c1, zT, xi, eps0, X, XT):
+def _gathered(nu, chunks, c0, c1, zT, xi, eps0, XT):
     """:func:`orthonormal_nu` for one group through BLAS: the group's (m, n) matrix of
     columns gathered into XT, :func:`orthonormal_rows` (Cholesky QR, or Householder QR when
-    the Gram matrix is not numerically positive definite), scattered back chunk by chunk."""
+    the Gram matrix is not numerically positive definite), scattered back."""
     T, p = nu.shape[1], nu.shape[2]
+    k = zT.shape[0]
     m, n = XT.shape
-    for c in range(c0, c1):
-        _chunk_columns(nu, chunks, c, zT, xi, eps0, X)
-        lo, nw = chunks[c, 0] - chunks[c0, 0], chunks[c, 1]
-        XT[:, lo:lo + nw] = X[:, :nw]
-    QT = orthonormal_rows(XT, m - T * p, np.sqrt(n))
-    for c in range(c0, c1):
-        lo, nw = chunks[c, 0] - chunks[c0, 0], chunks[c, 1]
-        nu[c, :, :, :nw] = QT[:, lo:lo + nw].reshape(T, p, nw)
+    m0 = m - T * p
+    lo = chunks[c0, 0]
+    XT[0] = 1.0
+    XT[1:1 + k] = zT[:, lo:lo + n]
+    XT[1 + k] = xi[lo:lo + n]
+    XT[2 + k:m0] = eps0[:, lo:lo + n]
+    _gather_nu(nu, chunks, c0, c1, XT, m0)
+    _scatter_nu(orthonormal_rows(XT, m0, np.sqrt(n)), nu, chunks, c0, c1)
+
+
+@njit(cache=True, nogil=True)
+def _gather_nu(nu, chunks, c0, c1, XT, m0):
+    """Copy the innovations of the chunks c0 .. c1-1 (one group) into the rows m0 .. of XT
+    (m0 + T p, n): nu_j(t) in row m0 + t p + j, path i of the group in column i (row by row:
+    streaming writes)."""
+    T, p = nu.shape[1], nu.shape[2]
+    i0 = chunks[c0, 0]
+    for t in range(T):
+        for j in range(p):
+            row = XT[m0 + t * p + j]
+            for c in range(c0, c1):
+                base = chunks[c, 0] - i0
+                src = nu[c, t, j]
+                for ii in range(chunks[c, 1]):
+                    row[base + ii] = src[ii]
+
+
+@njit(cache=True, nogil=True)
+def _scatter_nu(QT, nu, chunks, c0, c1):
+    """The reverse of :func:`_gather_nu` for QT (T p, n), rounded to float32."""
+    T, p = nu.shape[1], nu.shape[2]
+    i0 = chunks[c0, 0]
+    for t in range(T):
+        for j in range(p):
+            row = QT[t * p + j]
+            for c in range(c0, c1):
+                base = chunks[c, 0] - i0
+                dst = nu[c, t, j]
+                for ii in range(chunks[c, 1]):
+                    dst[ii] = row[base + ii]

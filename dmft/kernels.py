@@ -103,7 +103,9 @@ def step(g0, g1, t, code, loss, trained, a, z, y, sqrt_alpha, eps0, nu, kappa, g
     g g^T, ``gk`` sum g kappa(v)^T (v < t; kappa(t-1) still raw), ``gz`` sum g z*^T, ``om2``
     sum omega omega^T, ``kk`` sum r r^T, ``cw`` sum r kappa(w)^T (w < t-1) and, for the Stein
     estimator, ``S_eps`` sum g eps0^T and ``S_nu`` sum g nu(v)^T (``D_hist``, ``R_theta``,
-    ``R_g`` None).  Pathwise estimator (``S_eps``, ``S_nu`` None): ``R_g`` sum of R_g(t, u) =
+    ``R_g`` None).  The sums over past times are laid out as the weight side's rows,
+    ``gk[b, j, v, l]`` (G, p, t, p), so that a row is a reshape, not a transposing copy; so is
+    ``c_prev[b, j, w, l]``.  Pathwise estimator (``S_eps``, ``S_nu`` None): ``R_g`` sum of R_g(t, u) =
     dg(t)/domega(u) by reverse-mode differentiation of each path, A(t) = D(t), A(u) =
     sum_{v=u+1..t} A(v) R_theta(v, u) D(u), with D = dg/dh including sigma'' (smooth sigma
     only), kept in ``D_hist``."""
@@ -139,8 +141,8 @@ def step(g0, g1, t, code, loss, trained, a, z, y, sqrt_alpha, eps0, nu, kappa, g
                     e0, e1, e2, e3 = nuh[w, l, :nw], nuh[w + 1, l, :nw], \
                         nuh[w + 2, l, :nw], nuh[w + 3, l, :nw]
                     for j in range(p):
-                        c0, c1, c2, c3 = c_prev[b, w, j, l], c_prev[b, w + 1, j, l], \
-                            c_prev[b, w + 2, j, l], c_prev[b, w + 3, j, l]
+                        c0, c1, c2, c3 = c_prev[b, j, w, l], c_prev[b, j, w + 1, l], \
+                            c_prev[b, j, w + 2, l], c_prev[b, j, w + 3, l]
                         q0, q1, q2, q3 = K_prev[b, w, j, l], K_prev[b, w + 1, j, l], \
                             K_prev[b, w + 2, j, l], K_prev[b, w + 3, j, l]
                         b0, b1, b2, b3 = B_row[b, w, j, l], B_row[b, w + 1, j, l], \
@@ -159,7 +161,7 @@ def step(g0, g1, t, code, loss, trained, a, z, y, sqrt_alpha, eps0, nu, kappa, g
                 for l in range(p):
                     kv, ev = kap[w, l, :nw], nuh[w, l, :nw]
                     for j in range(p):
-                        c2, kc = c_prev[b, w, j, l], K_prev[b, w, j, l]
+                        c2, kc = c_prev[b, j, w, l], K_prev[b, w, j, l]
                         bc = B_row[b, w, j, l]
                         mc = B_mem[b, w, j, l]
                         r2, rj, mj, nj = R2[j, :nw], R[j, :nw], MEM[j, :nw], NZ[j, :nw]
@@ -366,10 +368,10 @@ def step(g0, g1, t, code, loss, trained, a, z, y, sqrt_alpha, eps0, nu, kappa, g
                             if S_nu is not None:
                                 s2 += gj[ii] * ev[ii]
                             s3 += rj[ii] * x
-                        gk[b, v, j, l] += s1
+                        gk[b, j, v, l] += s1
                         if S_nu is not None:
-                            S_nu[b, v, j, l] += s2
+                            S_nu[b, j, v, l] += s2
                         if v < t - 1:
-                            cw[b, v, j, l] += s3
+                            cw[b, j, v, l] += s3
         for q in range(3):
             losses[b, q] += sums[q]

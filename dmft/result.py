@@ -58,8 +58,9 @@ class Result(Curves):
     the two-time kernels, the per-replica curves and the solver's diagnostics; T =
     ``problem.steps``.  ``timings`` (seconds): ``compile`` the time spent compiling Numba
     kernels (0 when loaded from the cache), ``total`` the run without it, ``sample_side`` and
-    ``weight_side`` its two parts, ``setup`` (general method) the drawing of the paths' inputs
-    and the orthonormalisation of their innovations, part of ``total``.
+    ``weight_side`` its two parts (the weight side's from the allocation of its rows),
+    ``setup`` (general method) the drawing of the paths' inputs and the orthonormalisation of
+    their innovations, part of ``total``.
 
     Attributes
     ----------

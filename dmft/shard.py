@@ -47,7 +47,7 @@ class StepCoefficients:
     ``P_t`` (G, p, p) P(t); ``B_row`` (G, t, p, p) B(t, v), v < t, multiplying nu(v) in the
     field omega(t); ``B_mem`` (G, t, p, p) the same B(t, v) multiplying kappa(v) in the memory
     term and ``c_last`` (G, p) the coefficient of -r(t-1) in it (the learning rate); ``K_prev``
-    (G, t-1, p, p) K(t-1, v) and ``c_prev`` (G, t-2, p, p), ``K_inv_prev`` (G, p, p) the
+    (G, t-1, p, p) K(t-1, v) and ``c_prev`` (G, p, t-2, p), ``K_inv_prev`` (G, p, p) the
     re-orthogonalisation and whitening of r(t-2) (see :mod:`dmft.kernels`); ``M_t`` (G, p, k);
     ``R_theta`` (G, T+1, T+1, p, p) or None (pathwise estimator only); ``a_t`` (G, p) the
     second layer a(t) of a trained readout (eq. (7.5)), None for a fixed one."""
@@ -76,11 +76,12 @@ class StepSums:
     """Per-group Monte Carlo sums of one step over the groups' paths (leading axis G; the
     caller divides by the group sizes).
 
-    ``gg`` sum g(t) g(t)^T (G, p, p); ``gk`` sum g(t) kappa(v)^T, v < t (G, t, p, p;
-    kappa(t-1) still raw); ``gz`` sum g(t) z*^T (G, p, k); ``om2`` sum omega(t) omega(t)^T;
-    ``kk`` sum r(t-1) r(t-1)^T; ``cw`` sum r(t-1) kappa(w)^T, w < t-1; ``losses`` (G, 3): sum of
-    s * train loss, of test loss, of s (selected paths).  Stein estimator: ``S_eps`` sum
-    g(t) eps0^T and ``S_nu`` sum g(t) nu(v)^T, v < t.  Pathwise estimator: ``R_g`` sum of
+    ``gg`` sum g(t) g(t)^T (G, p, p); ``gk`` sum g(t) kappa(v)^T, v < t (G, p, t, p:
+    ``gk[b, j, v, l]``, the layout of the weight side's rows; kappa(t-1) still raw); ``gz``
+    sum g(t) z*^T (G, p, k); ``om2`` sum omega(t) omega(t)^T; ``kk`` sum r(t-1) r(t-1)^T;
+    ``cw`` sum r(t-1) kappa(w)^T, w < t-1 (G, p, t-1, p); ``losses`` (G, 3): sum of s * train
+    loss, of test loss, of s (selected paths).  Stein estimator: ``S_eps`` sum g(t) eps0^T
+    and ``S_nu`` sum g(t) nu(v)^T, v < t (G, p, t, p).  Pathwise estimator: ``R_g`` sum of
     dg(t)/domega(u), u <= t (G, t+1, p, p).  ``la`` sum s(t) l' sigma(h(t)) (G, p), for a
     trained readout (eq. (7.5); zero for a fixed one)."""
 
@@ -151,9 +152,9 @@ class Shard:
         history dtype, each compiled only when used."""
         G, p, k = self.G, self.p, self.k
         pathwise = self.response == "pathwise"
-        sums = StepSums(gg=np.zeros((G, p, p)), gk=np.zeros((G, t, p, p)),
+        sums = StepSums(gg=np.zeros((G, p, p)), gk=np.zeros((G, p, t, p)),
                         gz=np.zeros((G, p, k)), om2=np.zeros((G, p, p)), kk=np.zeros((G, p, p)),
-                        cw=np.zeros((G, max(t - 1, 0), p, p)), losses=np.zeros((G, 3)),
+                        cw=np.zeros((G, p, max(t - 1, 0), p)), losses=np.zeros((G, 3)),
                         la=np.zeros((G, p)))
         c = tuple(np.ascontiguousarray(x, dtype=np.float64) for x in (
             coef.P_t, coef.B_row, coef.B_mem, coef.c_last, coef.K_prev, coef.c_prev,
@@ -167,7 +168,7 @@ class Shard:
             sums.R_g = np.zeros((G, t + 1, p, p))
             R_theta = np.ascontiguousarray(coef.R_theta, dtype=np.float64)
             return (*args, None, None, self.D_hist, R_theta, sums.R_g), sums
-        sums.S_eps, sums.S_nu = np.zeros((G, p, p)), np.zeros((G, t, p, p))
+        sums.S_eps, sums.S_nu = np.zeros((G, p, p)), np.zeros((G, p, t, p))
         return (*args, sums.S_eps, sums.S_nu, None, None, None), sums
 
     def compile(self, notice=None):

@@ -139,12 +139,12 @@ def test_non_psd_g_covariance_is_projected_with_a_warning():
     G, T, p = 2, 3, 2
     W = WeightSide(G, T, p, 1, 1.0, 0.1, 0.0, np.eye(p), np.zeros((p, 1)))
     good = np.stack([np.eye(p)] * G)
-    W.set_g_row(0, good, np.zeros((G, 0, p, p)))
+    W.set_g_row(0, good, np.zeros((G, p, 0, p)))
     bad = good.copy()
     bad[1] = [[1.0, 0.0], [0.0, -0.01]]
     with pytest.warns(KernelProjectionWarning, match=r"innovation covariance of g .*replica 1\) "
                                                      r"at step 1 .*-0\.01, 1\.00e-02 of the"):
-        W.set_g_row(1, bad, np.zeros((G, 1, p, p)))
+        W.set_g_row(1, bad, np.zeros((G, p, 1, p)))
     K = W.K_rows[1][1, :, p:2 * p]                   # K(1, 1) of replica 1: clipped, PSD
     assert np.all(np.linalg.eigvalsh(K @ K.T) >= 0)
     np.testing.assert_allclose(K @ K.T, np.diag([1.0, 0.0]), atol=1e-12)
