@@ -290,9 +290,10 @@ def orthonormal_nu(nu, chunks, group_chunks, bounds, zT, xi, eps0):
             _gathered(nu, chunks, c0, c1, zT, xi, eps0, buf[0][:m * n].reshape(m, n))
     # one group per thread, each with a single-threaded BLAS: two levels of threads spin
     # against each other (measured: 2x slower on 2 cores, 10x on a loaded machine), and one
-    # BLAS thread also makes the numbers independent of the BLAS thread count
+    # BLAS thread also makes the numbers independent of the BLAS thread count; the gathered
+    # path keeps one range per thread (its large buffer faulted in once)
     with one_blas_thread():
-        over_groups(work, len(group_chunks) - 1)
+        over_groups(work, len(group_chunks) - 1, blocks=4 if m <= CHUNKED_COLUMNS else 1)
 
 
 def _gathered(nu, chunks, c0, c1, zT, xi, eps0, XT):

