@@ -39,8 +39,8 @@ from numba import njit
 from scipy.stats import qmc
 
 from .activations import add_sigma, get_activation
+from .beyond import SQUARE, loss_code, loss_value
 from .gaussrules import hermite_rule
-from .losses import loss_value
 from .threads import one_blas_thread, over_groups
 
 __all__ = ["PopulationRule", "population_errors", "replica_errors", "refit", "replica_refit",
@@ -135,51 +135,68 @@ class PopulationRule:
         -------
         ndarray, shape (B, p, N)
             sigma(h) at the N points."""
-        lam, V = np.linalg.eigh(Q - M @ np.swapaxes(M, -1, -2))
-        # the symmetric square root: unique and smooth in (M, Q), so that nearby replicas see
-        # nearby points (an eigenvector factor may flip or rotate from one replica to the next)
-        S = (V * np.sqrt(np.clip(lam, 0.0, None))[..., None, :]) @ np.swapaxes(V, -1, -2)
-        return act.f(M @ self.zT + S @ self.uT)
+        return act.f(M @ self.zT + _root(M, Q) @ self.uT)
 
-    def outputs(self, act, M, Q, A):
-        """The network's output yhat = a . sigma(h) at the points for a stack of (M, Q, a),
-        without forming the features (:func:`_outputs`, groups of sets on threads).
+    def errors(self, act, loss, M, Q, A, f, classes=False):
+        """The population loss E[l(yhat, f)] (and the class error P(f yhat <= 0)) at the points
+        for a stack of (M, Q, a), in one pass over the points per set (:func:`_errors`, sets on
+        threads): no array of outputs or features is formed.
 
         Parameters
         ----------
         act : Activation
             The activation sigma.
+        loss : str
+            The loss l (``problem.loss``).
         M : ndarray, shape (B, p, k)
             Overlaps of the B parameter sets.
         Q : ndarray, shape (B, p, p)
             Gram matrices of the B parameter sets.
         A : ndarray, shape (B, p)
             Second layers of the B parameter sets.
+        f : ndarray, shape (N,)
+            The labels f*(z*) at the points (:meth:`labels`).
+        classes : bool
+            Also the class error.
 
         Returns
         -------
-        ndarray, shape (B, N)
-            yhat at the N points."""
-        lam, V = np.linalg.eigh(Q - M @ np.swapaxes(M, -1, -2))
-        S = (V * np.sqrt(np.clip(lam, 0.0, None))[..., None, :]) @ np.swapaxes(V, -1, -2)
-        out = np.zeros((len(M), len(self.w)))
-        args = (act.code, np.ascontiguousarray(M), np.ascontiguousarray(S),
-                np.ascontiguousarray(A), self.zT, self.uT, out)
-        over_groups(_outputs, len(M), *args)
-        return out
+        (ndarray, ndarray or None)
+            E[l(yhat, f)] and, with ``classes``, P(f yhat <= 0), shape (B,) each."""
+        S = _root(M, Q)
+        test, cls = np.zeros(len(M)), np.zeros(len(M))
+        over_groups(_errors, len(M), act.code, loss_code(loss), classes,
+                    np.ascontiguousarray(M), np.ascontiguousarray(S), np.ascontiguousarray(A),
+                    self.zT, self.uT, np.ascontiguousarray(f, dtype=np.float64), self.w,
+                    test, cls)
+        return test, (cls if classes else None)
 
 
-@njit(cache=True, nogil=True, fastmath={"contract"})
-def _outputs(b0, b1, code, M, S, A, zT, uT, out):
-    """out[b] += sum_j A[b, j] sigma(h_j) with h = M[b] z* + S[b] u at every point, for the
-    sets b0 .. b1-1, block by block of points (the same helper as the sample side's kernel)."""
+def _root(M, Q):
+    """(Q - M M^T)^{1/2} (B, p, p), negative eigenvalues (round-off) clipped: the symmetric
+    square root, unique and smooth in (M, Q), so that nearby replicas see nearby points (an
+    eigenvector factor may flip or rotate from one replica to the next)."""
+    lam, V = np.linalg.eigh(Q - M @ np.swapaxes(M, -1, -2))
+    return (V * np.sqrt(np.clip(lam, 0.0, None))[..., None, :]) @ np.swapaxes(V, -1, -2)
+
+
+@njit(cache=True, nogil=True, fastmath={"contract", "reassoc"})
+def _errors(b0, b1, code, loss, classes, M, S, A, zT, uT, f, wt, test, cls):
+    """For the sets b0 .. b1-1: yhat = sum_j A[b, j] sigma(h_j), h = M[b] z* + S[b] u, block
+    by block of points (the same helper as the sample side's kernel), and the weighted sums
+    test[b] = sum_n w_n l(yhat_n, f_n) and, with ``classes``, cls[b] = sum_n w_n [f_n yhat_n
+    <= 0]."""
     p, k = M.shape[1], M.shape[2]
     N = zT.shape[1]
-    H = np.empty(BLOCK)
+    H, Y = np.empty(BLOCK), np.empty(BLOCK)
     for b in range(b0, b1):
+        st = 0.0
+        sc = 0.0
         for n0 in range(0, N, BLOCK):
             w = min(BLOCK, N - n0)
-            h, o = H[:w], out[b, n0:n0 + w]
+            h, o = H[:w], Y[:w]
+            for i in range(w):
+                o[i] = 0.0
             for j in range(p):
                 c, x = M[b, j, 0], zT[0, n0:n0 + w]
                 for i in range(w):
@@ -193,6 +210,19 @@ def _outputs(b0, b1, code, M, S, A, zT, uT, out):
                     for i in range(w):
                         h[i] += c * x[i]
                 add_sigma(code, h, A[b, j], o)
+            fb, wb = f[n0:n0 + w], wt[n0:n0 + w]
+            if loss == SQUARE:
+                for i in range(w):
+                    e = o[i] - fb[i]
+                    st += wb[i] * (0.5 * e * e)
+            else:
+                for i in range(w):
+                    st += wb[i] * loss_value(loss, o[i], fb[i])
+            if classes:
+                for i in range(w):
+                    sc += wb[i] if fb[i] * o[i] <= 0.0 else 0.0
+        test[b] = st
+        cls[b] = sc
 
 
 _RULES = {}
@@ -244,24 +274,14 @@ def _chunks(B, N, p):
 
 
 def _test_error(problem, rule, act, Ms, Qs, As):
-    f = rule.labels(problem.target)
-    out = np.empty(len(Ms))
-    for c in _chunks(len(Ms), len(f), problem.p):
-        yhat = rule.outputs(act, Ms[c], Qs[c], As[c])
-        if problem.loss == "square":
-            out[c] = 0.5 * (((yhat - f) ** 2) @ rule.w) + 0.5 * problem.noise
-        else:        # logistic: no label noise; correlation: noise has mean zero
-            out[c] = loss_value(problem.loss, yhat, f) @ rule.w
-    return out
+    test, _ = rule.errors(act, problem.loss, Ms, Qs, As, rule.labels(problem.target))
+    # square loss: the label noise adds noise/2; logistic: no label noise; correlation: the
+    # noise has mean zero
+    return test + 0.5 * problem.noise if problem.loss == "square" else test
 
 
 def _class_error(problem, rule, act, Ms, Qs, As):
-    f = rule.labels(problem.target)
-    out = np.empty(len(Ms))
-    for c in _chunks(len(Ms), len(f), problem.p):
-        yhat = rule.outputs(act, Ms[c], Qs[c], As[c])
-        out[c] = (f * yhat <= 0).astype(np.float64) @ rule.w
-    return out
+    return rule.errors(act, problem.loss, Ms, Qs, As, rule.labels(problem.target), True)[1]
 
 
 def control_variate(func, problem, M, Q, a, **kwargs):
