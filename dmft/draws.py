@@ -134,8 +134,8 @@ def orthonormal_rows(XT, first=0, scale=1.0):
 
 _FM = {"reassoc", "contract"}
 #: up to this many columns a group is orthonormalised chunk by chunk in Numba
-#: (:func:`_group_gram`, :func:`_group_apply`); above, through BLAS on the gathered group
-#: (:func:`_gathered`), whose cache blocking wins once a chunk's columns outgrow the L2 cache
+#: (``_group_gram``, ``_group_apply``); above, through BLAS on the gathered group
+#: (``_gathered``), whose cache blocking wins once a chunk's columns outgrow the L2 cache
 #: (measured on 2 cores at 2e5 paths: the chunked path takes half the time at 46 columns,
 #: two thirds at 306, the same at 406)
 CHUNKED_COLUMNS = 400
@@ -332,7 +332,7 @@ def _gather_nu(nu, chunks, c0, c1, XT, m0):
 
 @njit(cache=True, nogil=True)
 def _scatter_nu(QT, nu, chunks, c0, c1):
-    """The reverse of :func:`_gather_nu` for QT (T p, n), rounded to float32."""
+    """The reverse of ``_gather_nu`` for QT (T p, n), rounded to float32."""
     T, p = nu.shape[1], nu.shape[2]
     i0 = chunks[c0, 0]
     for t in range(T):

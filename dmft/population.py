@@ -53,7 +53,7 @@ SOBOL_LOG2 = {"accurate": 16, "small": 11, "class": 18, "class-small": 12}
 SOBOL_SEED = 20240214
 #: largest number of pre-activations (parameter sets x points x p) held at once
 CHUNK = 2 ** 22
-#: points per block of :func:`_outputs` (its pre-activations stay in the L1 cache)
+#: points per block of ``_errors`` (its pre-activations stay in the L1 cache)
 BLOCK = 512
 
 
@@ -139,7 +139,7 @@ class PopulationRule:
 
     def errors(self, act, loss, M, Q, A, f, classes=False):
         """The population loss E[l(yhat, f)] (and the class error P(f yhat <= 0)) at the points
-        for a stack of (M, Q, a), in one pass over the points per set (:func:`_errors`, sets on
+        for a stack of (M, Q, a), in one pass over the points per set (``_errors``, sets on
         threads): no array of outputs or features is formed.
 
         Parameters
