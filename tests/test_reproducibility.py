@@ -96,6 +96,22 @@ def test_threads_in_process_identical():
         assert getattr(out[0], name).tobytes() == getattr(out[1], name).tobytes(), name
 
 
+@pytest.mark.parametrize("G, blocks", [(1, 4), (7, 1), (7, 4), (32, 4), (33, 3)])
+def test_over_groups_covers_every_group_once(G, blocks):
+    """Static and dynamic scheduling call every group exactly once, in contiguous ranges."""
+    import threading
+
+    from dmft.threads import over_groups
+    seen, lock = [], threading.Lock()
+
+    def fn(g0, g1, tag):
+        assert tag == "x" and 0 <= g0 < g1 <= G
+        with lock:
+            seen.extend(range(g0, g1))
+    over_groups(fn, G, "x", blocks=blocks)
+    assert sorted(seen) == list(range(G))
+
+
 # ------------------------------------------------------------------------ atomic writes
 def test_failed_write_leaves_old_file_and_no_debris(tmp_path):
     path = tmp_path / "data.csv"
