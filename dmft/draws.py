@@ -142,27 +142,28 @@ CHUNKED_COLUMNS = 400
 
 
 @njit(cache=True, nogil=True)
-def _chunk_columns(nu, chunks, c, zT, xi, eps0, X):
-    """The m columns of chunk c's paths as the rows of X (m, CHUNK), float64: 1, z* (k), the
-    label noise, eps0 (p), nu(0) .. nu(T-1) (p each), path i of the chunk in column i."""
+def _chunk_columns(nu, chunks, c, zT, xi, eps0, X, base=0):
+    """The m columns of chunk c's paths as the rows of X, float64, path i of the chunk in
+    column base + i: 1, z* (k), the label noise, eps0 (p), nu(0) .. nu(T-1) (p each).  X is
+    one chunk's buffer (m, CHUNK) or a whole group's matrix (m, n)."""
     T, p = nu.shape[1], nu.shape[2]
     k = zT.shape[0]
     i0, nw = chunks[c, 0], chunks[c, 1]
     m0 = 2 + k + p
     for ii in range(nw):
-        X[0, ii] = 1.0
-        X[1 + k, ii] = xi[i0 + ii]
+        X[0, base + ii] = 1.0
+        X[1 + k, base + ii] = xi[i0 + ii]
     for q in range(k):
         for ii in range(nw):
-            X[1 + q, ii] = zT[q, i0 + ii]
+            X[1 + q, base + ii] = zT[q, i0 + ii]
     for j in range(p):
         for ii in range(nw):
-            X[2 + k + j, ii] = eps0[j, i0 + ii]
+            X[2 + k + j, base + ii] = eps0[j, i0 + ii]
     for t in range(T):
         for j in range(p):
             src, dst = nu[c, t, j], X[m0 + t * p + j]
             for ii in range(nw):
-                dst[ii] = src[ii]
+                dst[base + ii] = src[ii]
 
 
 @njit(cache=True, nogil=True, fastmath=_FM)
@@ -298,41 +299,19 @@ def orthonormal_nu(nu, chunks, group_chunks, bounds, zT, xi, eps0):
 
 def _gathered(nu, chunks, c0, c1, zT, xi, eps0, XT):
     """:func:`orthonormal_nu` for one group through BLAS: the group's (m, n) matrix of
-    columns gathered into XT, :func:`orthonormal_rows` (Cholesky QR, or Householder QR when
-    the Gram matrix is not numerically positive definite), scattered back."""
+    columns gathered into XT chunk by chunk, :func:`orthonormal_rows` (Cholesky QR, or
+    Householder QR when the Gram matrix is not numerically positive definite), scattered back."""
     T, p = nu.shape[1], nu.shape[2]
-    k = zT.shape[0]
     m, n = XT.shape
-    m0 = m - T * p
-    lo = chunks[c0, 0]
-    XT[0] = 1.0
-    XT[1:1 + k] = zT[:, lo:lo + n]
-    XT[1 + k] = xi[lo:lo + n]
-    XT[2 + k:m0] = eps0[:, lo:lo + n]
-    _gather_nu(nu, chunks, c0, c1, XT, m0)
-    _scatter_nu(orthonormal_rows(XT, m0, np.sqrt(n)), nu, chunks, c0, c1)
-
-
-@njit(cache=True, nogil=True)
-def _gather_nu(nu, chunks, c0, c1, XT, m0):
-    """Copy the innovations of the chunks c0 .. c1-1 (one group) into the rows m0 .. of XT
-    (m0 + T p, n): nu_j(t) in row m0 + t p + j, path i of the group in column i (row by row:
-    streaming writes)."""
-    T, p = nu.shape[1], nu.shape[2]
-    i0 = chunks[c0, 0]
-    for t in range(T):
-        for j in range(p):
-            row = XT[m0 + t * p + j]
-            for c in range(c0, c1):
-                base = chunks[c, 0] - i0
-                src = nu[c, t, j]
-                for ii in range(chunks[c, 1]):
-                    row[base + ii] = src[ii]
+    for c in range(c0, c1):
+        _chunk_columns(nu, chunks, c, zT, xi, eps0, XT, chunks[c, 0] - chunks[c0, 0])
+    _scatter_nu(orthonormal_rows(XT, m - T * p, np.sqrt(n)), nu, chunks, c0, c1)
 
 
 @njit(cache=True, nogil=True)
 def _scatter_nu(QT, nu, chunks, c0, c1):
-    """The reverse of ``_gather_nu`` for QT (T p, n), rounded to float32."""
+    """QT (T p, n), nu_j(t) of the group's path i in row t p + j, column i, back into the
+    chunks c0 .. c1-1 of ``nu``, rounded to float32."""
     T, p = nu.shape[1], nu.shape[2]
     i0 = chunks[c0, 0]
     for t in range(T):
