@@ -19,6 +19,7 @@ from . import compilation, kernels
 from .activations import get_activation
 from .beyond import problem_codes
 from .draws import draw_inputs, draw_nu, orthonormal_nu
+from .memory import touched_zeros
 from .problem import Problem
 from .threads import over_groups
 
@@ -135,8 +136,8 @@ class Shard:
         # one contiguous block, read as a single stream (see dmft.kernels)
         self.chunks, self.group_chunks = chunk_layout(self.bounds)
         shape = (len(self.chunks), max(T, 1), p, kernels.CHUNK)
-        self.nu = np.zeros(shape, dtype=np.float32)
-        self.kappa = np.zeros(shape, dtype=np.dtype(history))
+        self.nu = touched_zeros(shape, np.float32)       # pages mapped now (dmft.memory)
+        self.kappa = touched_zeros(shape, np.dtype(history))
         if T >= 1:                             # nu(0 .. T-1), in parallel, after z*, y, eps0
             draw_nu(self.rngs, self.nu, self.chunks, self.group_chunks)
             orthonormal_nu(self.nu, self.chunks, self.group_chunks, self.bounds, self.zT, xi,

@@ -53,13 +53,12 @@ R_theta in its dynamics: it keeps them dense (``WeightSide.dense``, a :class:`Ke
 import functools
 from dataclasses import dataclass
 
-import mmap
-
 import numpy as np
 
 from .beyond import sphere_factor
 from .errors import PSD_RTOL, check_projection
 from .linalg import eigh_sym, psd_sqrt, sqrt_and_pinv, swap
+from .memory import committed_zeros
 from .report import PackedKernels, dense_fields
 from .shard import StepCoefficients
 
@@ -81,25 +80,9 @@ def flat(blocks):
     return blocks.transpose(0, 2, 1, 3).reshape(G, p, n * p)
 
 
-def committed_zeros(n):
-    """n float64 zeros in fresh anonymous memory whose pages are committed at once
-    (``mmap`` with ``MAP_POPULATE`` where the platform has it), without NumPy's huge-page advice.
-
-    The rows are written one per step; committed lazily, each step's first touch of its new
-    rows cost a page fault per 4 kB (0.5 ms per step at t = 400 on a 2-core virtual machine,
-    a fifth of the weight side), and huge pages cost four times as much per byte there
-    (compaction, then zeroing 2 MB).  Committing the whole buffer in one call is five times
-    cheaper (measured: 0.1 s against 0.5 s for 250 MB); the solver counts it in the weight
-    side's time.  The memory is the rows' final size, held from the start."""
-    if not hasattr(mmap, "MAP_ANONYMOUS"):             # Windows: NumPy's own zeros
-        return np.zeros(n)
-    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
-    return np.frombuffer(mmap.mmap(-1, max(n, 1) * 8, flags=flags), dtype=np.float64, count=n)
-
-
 def packed_rows(G, p, widths):
     """Rows of ``widths[t]`` p x p blocks, (G, p, widths[t] p) each, as consecutive views of one
-    zeroed buffer (:func:`committed_zeros`; no fragmentation of the heap)."""
+    zeroed buffer (:func:`dmft.memory.committed_zeros`; no fragmentation of the heap)."""
     sizes = [G * p * p * w for w in widths]
     buf = committed_zeros(sum(sizes))
     ends = np.cumsum(sizes)
