@@ -16,6 +16,11 @@ virtual machine, Linux 6.18, transparent huge pages on ``madvise``):
   its new rows cost a page fault per 4 kB (0.5 ms per step at t = 400, a fifth of the weight
   side); committed in one call, five times less (0.1 s against 0.5 s for 250 MB).
 
+The histories also start on a cache line (64 bytes): every chunk's rows are then aligned, and
+no 64-byte vector load of the step kernel straddles two lines (NumPy's large arrays start 16
+bytes into a page).  Measured interleaved in one process at 2e5 paths x 20 steps: the step
+kernel 3% faster (three runs, 3.3% to 3.7%).
+
 Huge pages are the faster of the two once the machine has them free (14 ms against 82 ms for
 250 MB, measured), but their first use in a process that finds them fragmented can cost
 several times more (0.6 s for 250 MB, once); the weight side keeps the steadier 4 kB pages.
@@ -26,11 +31,12 @@ import mmap
 import numpy as np
 
 PAGE = 4096                 # bytes per base page
+ALIGN = 64                  # bytes: a cache line, the unit of a streaming store
 
 
 def touched_zeros(shape, dtype=np.float64):
     """Zeros of ``shape`` and ``dtype`` whose pages are all mapped before this returns (one
-    zero written per 4 kB page, from the calling thread).
+    zero written per 4 kB page, from the calling thread), starting on a 64-byte boundary.
 
     Parameters
     ----------
@@ -44,7 +50,11 @@ def touched_zeros(shape, dtype=np.float64):
     numpy.ndarray
         A C-contiguous array of zeros.
     """
-    x = np.zeros(shape, dtype=dtype)
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape))
+    buf = np.zeros(n * dtype.itemsize + ALIGN, dtype=np.uint8)
+    start = -buf.ctypes.data % ALIGN
+    x = buf[start:start + n * dtype.itemsize].view(dtype).reshape(shape)
     flat = x.reshape(-1)
     if flat.size:
         flat[::max(1, PAGE // x.itemsize)] = 0
