@@ -102,10 +102,16 @@ def history_bytes(N, T, p=2, kappa_bytes=8, eta_bytes=4):
 
 
 def read_bandwidth(gib=1.0):
-    """Best read bandwidth (bytes/s) of a parallel Numba sum over a large array, all cores."""
+    """Best read bandwidth (bytes/s) of a parallel Numba sum over a large array, all cores.
+
+    The sum is vectorised (``fastmath``: several partial sums in SIMD registers), so that the
+    memory sets its pace.  (Until 2026-12-03 it was a plain sum, one chain of dependent
+    additions per thread: that chain's latency held it to 28 GB/s on the 2-core machine, where
+    the memory reads 45 to 57 GB/s; the records before that date used the lower figure, which
+    flattered the sample side's ratio to the floor by a factor 1.6 to 2.)"""
     from numba import njit, prange
 
-    @njit(parallel=True)
+    @njit(parallel=True, fastmath=True)
     def total(x):
         s = 0.0
         for i in prange(x.shape[0]):
@@ -119,6 +125,76 @@ def read_bandwidth(gib=1.0):
         total(x)
         best = min(best, time.perf_counter() - t0)
     return x.nbytes / best
+
+
+def traffic_time(N, T, p=2, k=2, history="float64", sweeps=5):
+    """Seconds for the memory traffic alone of a T-step sample side at N paths, summed over
+    steps t = 0 .. T (each the best of ``sweeps``): a Numba kernel with the step kernel's layout
+    (chunks of ``dmft.kernels.CHUNK`` paths, one contiguous block of history per chunk), threads
+    and prefetching, that reads rows v < t of every chunk's kappa and nu, reads g, eps0, z* and
+    y, writes g, kappa(t-1) and kappa(t-2), and computes nothing else (a sum to keep the reads).
+    It is the time the sample side's bytes take to move in this design: the step kernel's time
+    above it is its arithmetic not hidden behind the memory."""
+    import numba
+    from numba import njit, prange
+
+    from dmft.kernels import CHUNK
+    from dmft.memory import touched_zeros
+    from dmft.prefetch import prefetch_row
+
+    @njit(parallel=True, fastmath=True)
+    def sweep(kap, nu, g, e, z, y, t):
+        n_chunks, p = kap.shape[0], kap.shape[2]
+        nt = numba.get_num_threads()
+        per = (n_chunks + nt - 1) // nt
+        out = np.zeros(nt)
+        for th in prange(nt):
+            s = 0.0
+            c1 = min((th + 1) * per, n_chunks)
+            for c in range(th * per, c1):
+                i0 = c * CHUNK
+                for v in range(t):
+                    for l in range(p):
+                        kr, er = kap[c, v, l], nu[c, v, l]
+                        for ii in range(CHUNK):
+                            s += kr[ii] + er[ii]
+                for j in range(p):
+                    gr, ee = g[j, i0:i0 + CHUNK], e[j, i0:i0 + CHUNK]
+                    for ii in range(CHUNK):
+                        s += gr[ii] + ee[ii] + y[i0 + ii]
+                        gr[ii] = s * 1e-300
+                for q in range(z.shape[0]):
+                    zq = z[q, i0:i0 + CHUNK]
+                    for ii in range(CHUNK):
+                        s += zq[ii]
+                for v in range(max(t - 2, 0), t):          # kappa(t-2) and kappa(t-1)
+                    for j in range(p):
+                        kr = kap[c, v, j]
+                        for ii in range(CHUNK):
+                            kr[ii] = s
+                if c + 1 < c1:
+                    for v in range(t):
+                        for l in range(p):
+                            prefetch_row(kap[c + 1, v, l], CHUNK)
+                            prefetch_row(nu[c + 1, v, l], CHUNK)
+            out[th] = s
+        return out.sum()
+
+    n_chunks = -(-N // CHUNK)
+    n = n_chunks * CHUNK
+    kap = touched_zeros((n_chunks, max(T, 1), p, CHUNK), np.dtype(history))
+    nu = touched_zeros((n_chunks, max(T, 1), p, CHUNK), np.float32)
+    g, e, z, y = (touched_zeros(s) for s in ((p, n), (p, n), (k, n), (n,)))
+    sweep(kap, nu, g, e, z, y, min(T, 3))
+    total = 0.0
+    for t in range(T + 1):
+        best = np.inf
+        for _ in range(sweeps):
+            t0 = time.perf_counter()
+            sweep(kap, nu, g, e, z, y, t)
+            best = min(best, time.perf_counter() - t0)
+        total += best
+    return total
 
 
 def conditions():
