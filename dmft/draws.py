@@ -218,23 +218,46 @@ def _group_apply(nu, chunks, c0, c1, zT, xi, eps0, X, R, scale):
     for c in range(c0, c1):
         _chunk_columns(nu, chunks, c, zT, xi, eps0, X)
         nw = chunks[c, 1]
-        for a in range(m):
-            xa = X[a, :nw]
-            ll = 0
-            while ll + 4 <= a:
-                x0, x1, x2, x3 = X[ll, :nw], X[ll + 1, :nw], X[ll + 2, :nw], X[ll + 3, :nw]
-                r0, r1, r2, r3 = R[ll, a], R[ll + 1, a], R[ll + 2, a], R[ll + 3, a]
+        for a0 in range(0, m, 4):
+            # rows a0 .. a0+3 take the same blocks of four l < a0: one sweep updates all
+            # four (each x_l loaded once); the sums, and their order, are each row's own
+            if a0 + 4 <= m:
+                xa0, xa1, xa2, xa3 = X[a0, :nw], X[a0 + 1, :nw], X[a0 + 2, :nw], X[a0 + 3, :nw]
+                for ll in range(0, a0, 4):
+                    x0, x1, x2, x3 = X[ll, :nw], X[ll + 1, :nw], X[ll + 2, :nw], X[ll + 3, :nw]
+                    r00, r10, r20, r30 = R[ll, a0], R[ll + 1, a0], R[ll + 2, a0], R[ll + 3, a0]
+                    r01, r11, r21, r31 = R[ll, a0 + 1], R[ll + 1, a0 + 1], R[ll + 2, a0 + 1], \
+                        R[ll + 3, a0 + 1]
+                    r02, r12, r22, r32 = R[ll, a0 + 2], R[ll + 1, a0 + 2], R[ll + 2, a0 + 2], \
+                        R[ll + 3, a0 + 2]
+                    r03, r13, r23, r33 = R[ll, a0 + 3], R[ll + 1, a0 + 3], R[ll + 2, a0 + 3], \
+                        R[ll + 3, a0 + 3]
+                    for ii in range(nw):
+                        v0, v1, v2, v3 = x0[ii], x1[ii], x2[ii], x3[ii]
+                        xa0[ii] -= r00 * v0 + r10 * v1 + r20 * v2 + r30 * v3
+                        xa1[ii] -= r01 * v0 + r11 * v1 + r21 * v2 + r31 * v3
+                        xa2[ii] -= r02 * v0 + r12 * v1 + r22 * v2 + r32 * v3
+                        xa3[ii] -= r03 * v0 + r13 * v1 + r23 * v2 + r33 * v3
+                start = a0
+            else:
+                start = 0
+            for a in range(a0, min(a0 + 4, m)):
+                xa = X[a, :nw]
+                ll = start
+                while ll + 4 <= a:
+                    x0, x1, x2, x3 = X[ll, :nw], X[ll + 1, :nw], X[ll + 2, :nw], X[ll + 3, :nw]
+                    r0, r1, r2, r3 = R[ll, a], R[ll + 1, a], R[ll + 2, a], R[ll + 3, a]
+                    for ii in range(nw):
+                        xa[ii] -= r0 * x0[ii] + r1 * x1[ii] + r2 * x2[ii] + r3 * x3[ii]
+                    ll += 4
+                while ll < a:
+                    xl, rl = X[ll, :nw], R[ll, a]
+                    for ii in range(nw):
+                        xa[ii] -= rl * xl[ii]
+                    ll += 1
+                d = R[a, a]
                 for ii in range(nw):
-                    xa[ii] -= r0 * x0[ii] + r1 * x1[ii] + r2 * x2[ii] + r3 * x3[ii]
-                ll += 4
-            while ll < a:
-                xl, rl = X[ll, :nw], R[ll, a]
-                for ii in range(nw):
-                    xa[ii] -= rl * xl[ii]
-                ll += 1
-            d = R[a, a]
-            for ii in range(nw):
-                xa[ii] /= d
+                    xa[ii] /= d
         for t in range(T):
             for j in range(p):
                 src, dst = X[m0 + t * p + j], nu[c, t, j]

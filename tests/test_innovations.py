@@ -3,6 +3,7 @@ the group averages (1/n) sum nu nu^T are the identity and those of nu with 1, z*
 noise and eps0 vanish, while each nu stays close to its own Gaussian draw."""
 import numpy as np
 import pytest
+from numba import njit
 
 import dmft
 from dmft.draws import nu_columns
@@ -88,3 +89,56 @@ def test_chunked_and_gathered_paths_agree(monkeypatch):
     gathered = Shard(pr.to_dict(), 7, 2100, 3, 0, 3, "stein").nu
     assert np.abs(chunked - gathered).max() < 1e-5
     assert np.abs(chunked).max() > 2.0 and np.mean(chunked != gathered) < 0.01
+
+
+@njit(fastmath={"contract"})
+def _apply_row_by_row(X, R, nw):
+    """The forward substitution of ``dmft.draws._group_apply`` on one chunk, one row at a
+    time (its form before the rows were taken four at a time)."""
+    m = X.shape[0]
+    for a in range(m):
+        xa = X[a, :nw]
+        ll = 0
+        while ll + 4 <= a:
+            x0, x1, x2, x3 = X[ll, :nw], X[ll + 1, :nw], X[ll + 2, :nw], X[ll + 3, :nw]
+            r0, r1, r2, r3 = R[ll, a], R[ll + 1, a], R[ll + 2, a], R[ll + 3, a]
+            for ii in range(nw):
+                xa[ii] -= r0 * x0[ii] + r1 * x1[ii] + r2 * x2[ii] + r3 * x3[ii]
+            ll += 4
+        while ll < a:
+            xl, rl = X[ll, :nw], R[ll, a]
+            for ii in range(nw):
+                xa[ii] -= rl * xl[ii]
+            ll += 1
+        d = R[a, a]
+        for ii in range(nw):
+            xa[ii] /= d
+
+
+@pytest.mark.parametrize("k, p, T", [(2, 2, 15), (1, 1, 7), (3, 2, 10), (1, 2, 40)])
+def test_blocked_apply_is_the_row_by_row_substitution(k, p, T):
+    """Taking the rows four at a time changes no sum: each row's updates keep their grouping
+    and order, so the innovations are bit for bit those of the row-by-row substitution."""
+    from dmft.draws import _chunk_columns, _group_apply, _group_gram, draw_inputs, draw_nu
+    from dmft.kernels import CHUNK
+    from dmft.shard import chunk_layout, group_bounds
+    bounds = group_bounds(3000, 1)
+    chunks, group_chunks = chunk_layout(bounds)
+    rngs = (np.random.default_rng(7),)
+    zT, xi, eps0 = draw_inputs(rngs, bounds, k, p)
+    nu = np.zeros((len(chunks), T, p, CHUNK), np.float32)
+    draw_nu(rngs, nu, chunks, group_chunks)
+    drawn = nu.copy()
+    m = 2 + k + p + T * p
+    X, gram = np.empty((m, CHUNK)), np.empty((m, m))
+    _group_gram(nu, chunks, 0, len(chunks), zT, xi, eps0, X, gram)
+    R = np.linalg.cholesky(np.triu(gram) + np.triu(gram, 1).T).T.copy()
+    _group_apply(nu, chunks, 0, len(chunks), zT, xi, eps0, X, R, 1.0)
+    for c in range(len(chunks)):
+        Y = np.empty_like(X)
+        _chunk_columns(drawn, chunks, c, zT, xi, eps0, Y)
+        nw = chunks[c, 1]
+        _apply_row_by_row(Y, R, nw)
+        np.testing.assert_array_equal(nu[c, :, :, :nw],
+                                      Y[m - T * p:, :nw].reshape(T, p, nw).astype(np.float32))
+    np.testing.assert_array_equal(X[:, :nw], Y[:, :nw])        # the last chunk in float64
