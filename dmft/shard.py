@@ -100,7 +100,10 @@ class StepSums:
 
     @classmethod
     def join(cls, parts):
-        """Concatenate the sums of consecutive groups (shards) along the group axis."""
+        """Concatenate the sums of consecutive groups (shards) along the group axis (one
+        shard's sums are returned as they are)."""
+        if len(parts) == 1:
+            return parts[0]
         return cls(**{f: None if getattr(parts[0], f) is None else
                       np.concatenate([getattr(x, f) for x in parts], axis=0)
                       for f in cls.__dataclass_fields__})

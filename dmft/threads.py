@@ -16,7 +16,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
-import numpy as np
 import scipy.linalg  # noqa: F401  (loads SciPy's BLAS before the controller looks for it)
 from threadpoolctl import ThreadpoolController
 
@@ -82,8 +81,9 @@ def over_groups(fn, G, *args, blocks=4):
     if n == 1:
         fn(0, G, *args)
         return
-    edges = np.linspace(0, G, min(G, n * blocks) + 1).round().astype(np.int64)
-    todo = iter([(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])])
+    parts = min(G, n * blocks)
+    edges = [(i * G + parts // 2) // parts for i in range(parts + 1)]   # near-equal ranges
+    todo = iter(list(zip(edges[:-1], edges[1:])))
     lock = threading.Lock()
 
     def run():
