@@ -6,9 +6,9 @@ comparison.  Writes a markdown report to stdout:
 
     .venv/bin/python benchmarks/agreement.py [TRIALS_PER_CASE] > benchmarks/agreement.md
 """
+import argparse
 import os
 import runpy
-import sys
 import time
 
 import numpy as np
@@ -78,4 +78,7 @@ def main(trials):
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1000)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("trials", nargs="?", type=int, default=1000,
+                    help="trials per case (default 1000)")
+    main(ap.parse_args().trials)
