@@ -3,32 +3,25 @@
 A fresh array's pages are mapped by the operating system when they are first written: a page
 fault per page, paid by whichever code first writes there.  The solver's large buffers are
 written a little at a time (one row per step), so left alone their faults fall inside the
-steps, on the threads of the sample side.  Decisions recorded here (measured on a 2-core
-virtual machine, Linux 6.18, transparent huge pages on ``madvise``):
+steps.  Decisions recorded here (the measurements are in the performance guide, "How the
+sample side gets there", and the long-horizon guide):
 
 - The sample side's histories (:mod:`dmft.shard`) come from :func:`touched_zeros`: NumPy's
   zeros (which NumPy advises into 2 MB huge pages on Linux) with one zero written per 4 kB
-  page right away, by a small loop of its own over contiguous parts of the array, on the
-  solver's threads.  Left to the step kernel, the first step that wrote a row of every chunk
-  paid the whole array's faults in the middle of its work: 16 ms for 64 MB at 2e5 paths x 20
-  steps, against 3.5 ms touched at allocation.  Memory that a process takes fresh from a
-  virtual machine's host costs far more (1 to 3 s per GiB here, the host's own faults), and
-  two threads fault it in nearly twice as fast as one: a 10^6 x 100 solve in a fresh process
-  took 8.1 s to 8.7 s with the pages touched on two threads, 10.3 s to 13.0 s on one (three
-  fresh processes each, alternated).
+  page right away, by a small loop over contiguous parts of the array on the solver's threads
+  (:mod:`dmft.threads`).  Left to the step kernel, the faults fell in the middle of the first
+  steps' work, several times dearer; and memory that a process takes fresh from a virtual
+  machine's host faults in nearly twice as fast on two threads as on one.  The histories also
+  start on a cache line (64 bytes), so that every chunk's rows are aligned and no 64-byte
+  vector load of the step kernel straddles two lines (NumPy's large arrays start 16 bytes into
+  a page).
 - The weight side's packed rows (:mod:`dmft.weight`) come from :func:`committed_zeros`:
-  ``mmap`` with ``MAP_POPULATE``, in 4 kB pages.  Committed lazily, each step's first touch of
-  its new rows cost a page fault per 4 kB (0.5 ms per step at t = 400, a fifth of the weight
-  side); committed in one call, five times less (0.1 s against 0.5 s for 250 MB).
+  ``mmap`` with ``MAP_POPULATE``, in 4 kB pages, committed in one call (lazily, each step's
+  first touch of its new rows cost a fault per 4 kB, a fifth of the weight side at 400 steps).
+  Huge pages are faster once the machine has them free, but their first use in a process that
+  finds them fragmented can cost several times more; the weight side keeps the steadier 4 kB
+  pages.
 
-The histories also start on a cache line (64 bytes): every chunk's rows are then aligned, and
-no 64-byte vector load of the step kernel straddles two lines (NumPy's large arrays start 16
-bytes into a page).  Measured interleaved in one process at 2e5 paths x 20 steps: the step
-kernel 3% faster (three runs, 3.3% to 3.7%).
-
-Huge pages are the faster of the two once the machine has them free (14 ms against 82 ms for
-250 MB, measured), but their first use in a process that finds them fragmented can cost
-several times more (0.6 s for 250 MB, once); the weight side keeps the steadier 4 kB pages.
 Either way the values are zeros: nothing here changes a number.
 """
 import mmap
