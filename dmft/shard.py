@@ -140,11 +140,13 @@ class Shard:
         self.chunks, self.group_chunks = chunk_layout(self.bounds)
         shape = (len(self.chunks), max(T, 1), p, kernels.CHUNK)
         self.nu = touched_zeros(shape, np.float32)       # pages mapped now (dmft.memory)
-        self.kappa = touched_zeros(shape, np.dtype(history))
         if T >= 1:                             # nu(0 .. T-1), in parallel, after z*, y, eps0
             draw_nu(self.rngs, self.nu, self.chunks, self.group_chunks)
             orthonormal_nu(self.nu, self.chunks, self.group_chunks, self.bounds, self.zT, xi,
                            self.eps0)
+        # kappa after the orthonormalisation, whose work arrays it would otherwise add to
+        # the peak memory (measured at 2000 steps: 5.2 GB against 4.3 GB)
+        self.kappa = touched_zeros(shape, np.dtype(history))
         self.g_prev = np.zeros((p, n))
         self.D_hist = np.zeros((T + 1, n, p, p)) if response == "pathwise" else None
         self.compiled = False
