@@ -33,7 +33,7 @@ N, T = 200_000, 20
 TARGET_SPEEDUP, TARGET_FLOOR = 6.0, 1.6
 
 
-def bandwidth():
+def yardsticks():
     """Read bandwidth (bytes/s) and the traffic-only time (s) at N x T, measured in a fresh
     process."""
     out = subprocess.run([sys.executable, __file__, "--bandwidth"], capture_output=True,
@@ -53,7 +53,7 @@ def main():
     load0 = os.getloadavg()[0]
     rows = []
     for i in range(args.rounds):
-        d, n, (bw, tr) = measure("dmft", N, T, 5), measure("numpy", N, T, 5), bandwidth()
+        d, n, (bw, tr) = measure("dmft", N, T, 5), measure("numpy", N, T, 5), yardsticks()
         rows.append((d, n, bw, tr))
         floor = history_bytes(N, T) / bw
         print(f"round {i + 1}: dmft.solve {d['time']:.3f} s (sample side {d['sample_side']:.3f} s), "

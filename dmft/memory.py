@@ -32,7 +32,8 @@ from numba import njit
 from .threads import over_groups
 
 PAGE = 4096                 # bytes per base page
-ALIGN = 64                  # bytes: a cache line, the unit of a streaming store
+ALIGN = 64                  # bytes: a cache line (one AVX-512 load)
+RANGES = 64                 # parts of an array touched, shared among the threads
 
 
 def touched_zeros(shape, dtype=np.float64):
@@ -60,9 +61,6 @@ def touched_zeros(shape, dtype=np.float64):
     if n:
         over_groups(_touch, RANGES, buf, RANGES)
     return x
-
-
-RANGES = 64                 # parts of an array touched, shared among the threads
 
 
 @njit(cache=True, nogil=True)
