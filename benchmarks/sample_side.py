@@ -1,4 +1,4 @@
-"""The sample side at 2e5 paths x 20 steps against its two yardsticks, in one run.
+"""The sample side at 2e5 paths x 20 steps against its yardsticks, in one run.
 
     .venv/bin/python benchmarks/sample_side.py             # 3 rounds, about a minute
     .venv/bin/python benchmarks/sample_side.py --rounds 5
