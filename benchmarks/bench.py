@@ -197,6 +197,22 @@ def traffic_time(N, T, p=2, k=2, history="float64", sweeps=5):
     return total
 
 
+def cached_pace(T, sizes=(8192, 32768), repeats=7):
+    """Seconds per path of the sample side of a T-step solve with every history in the cache:
+    the slope of the sample side's time (``Result.timings``, best of ``repeats`` solves each)
+    between two path counts whose histories fit in the last-level cache (at 20 steps 8192 and
+    32768 paths hold 3.9 MB and 15.7 MB of history).  The slope leaves out the costs per step
+    that do not grow with the paths.  If the sample side of a large solve runs at this pace,
+    the memory is not what holds it back: its arithmetic is.  Runs in the calling process."""
+    import dmft
+    dmft.solve(_problem(3), n_paths=2000, seed=0, progress=False)                  # warm-up
+    best = []
+    for N in sizes:
+        best.append(min(dmft.solve(_problem(T), n_paths=N, seed=0, progress=False)
+                        .timings["sample_side"] for _ in range(repeats)))
+    return (best[1] - best[0]) / (sizes[1] - sizes[0])
+
+
 def conditions():
     """The load average and the scheduling of this process, for a record: on a shared machine
     a benchmark run at real-time priority (``chrt -f 10``) has both cores to itself."""
