@@ -19,7 +19,7 @@ from . import compilation, kernels
 from .activations import get_activation
 from .beyond import problem_codes
 from .draws import draw_inputs, draw_nu, orthonormal_nu
-from .memory import touched_zeros
+from .memory import history_array, recycle
 from .problem import Problem
 from .threads import over_groups
 
@@ -139,14 +139,20 @@ class Shard:
         # one contiguous block, read as a single stream (see dmft.kernels)
         self.chunks, self.group_chunks = chunk_layout(self.bounds)
         shape = (len(self.chunks), max(T, 1), p, kernels.CHUNK)
-        self.nu = touched_zeros(shape, np.float32)       # pages mapped now (dmft.memory)
+        # pages mapped now, memory of an earlier solve if spare (dmft.memory): the draws
+        # fill nu's lanes, the step kernel writes each kappa row before reading it; the
+        # lanes past a chunk's width are never read, and are zeroed
+        self.nu = history_array(shape, np.float32)
         if T >= 1:                             # nu(0 .. T-1), in parallel, after z*, y, eps0
             draw_nu(self.rngs, self.nu, self.chunks, self.group_chunks)
             orthonormal_nu(self.nu, self.chunks, self.group_chunks, self.bounds, self.zT, xi,
                            self.eps0)
         # kappa after the orthonormalisation, whose work arrays it would otherwise add to
         # the peak memory (measured at 2000 steps: 5.2 GB against 4.3 GB)
-        self.kappa = touched_zeros(shape, np.dtype(history))
+        self.kappa = history_array(shape, np.dtype(history))
+        for c in np.flatnonzero(self.chunks[:, 1] < kernels.CHUNK):
+            for x in (self.nu, self.kappa):
+                x[c, :, :, self.chunks[c, 1]:] = 0
         self.g_prev = np.zeros((p, n))
         self.D_hist = np.zeros((T + 1, n, p, p)) if response == "pathwise" else None
         self.compiled = False
@@ -202,6 +208,13 @@ class Shard:
             compilation.compile_for(kernels.step, 0, G, *args)
         self.compiled = True
         return w.seconds
+
+    def close(self):
+        """Hand the histories' memory to the next solve of this process
+        (:func:`dmft.memory.recycle`); the shard cannot step afterwards."""
+        arrays = [self.nu, self.kappa]
+        self.nu = self.kappa = None
+        recycle(arrays)
 
     def step(self, t, coef):
         """Advance the shard's paths to step t given the :class:`StepCoefficients` of its

@@ -142,6 +142,13 @@ def _compile(shards, notice):
     return max(c.result() if hasattr(c, "result") else c for c in calls)
 
 
+def _close(shards):
+    """Hand every shard's histories to the next solve of its process (:meth:`Shard.close`)."""
+    for c in [sh.close() for _, _, sh in shards]:
+        if hasattr(c, "result"):
+            c.result()
+
+
 def _step_all(shards, t, coef):
     """Run step t on every shard (concurrently for actors) and join their per-group sums."""
     calls = [sh.step(t, coef.groups(g0, g1)) for g0, g1, sh in shards]
@@ -245,6 +252,7 @@ def solve(problem, **options):
             t = T + 1
     finally:
         bar.close()
+    _close(shards)
     if status != "ok":
         completed = t - 1
         message = f"step {t}: {message}"

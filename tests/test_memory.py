@@ -29,3 +29,33 @@ def test_committed_zeros():
     assert x.shape == (1000,) and x.dtype == np.float64 and not x.any()
     x[:] = 2.0                                   # writable
     assert committed_zeros(0).size == 0
+
+
+def test_recycled_memory_is_reused_once_nothing_else_refers_to_it():
+    from dmft.memory import history_array, recycle, release_spare, spare_bytes
+    release_spare()
+    arrays = [history_array((1000, 3), np.float64)]
+    start = arrays[0].ctypes.data
+    recycle(arrays)
+    assert arrays == [] and spare_bytes() >= 24_000
+    x = history_array((2000,), np.float32)           # fits in the spare block: the same memory
+    assert x.ctypes.data == start and x.ctypes.data % 64 == 0 and spare_bytes() == 0
+    view = x[:10]
+    recycle([x])                                     # a view of it lives on: not kept
+    assert spare_bytes() == 0
+    del view
+    y = history_array((2000,), np.float32)           # nothing spare: fresh zeros
+    assert y.ctypes.data != start and not y.any()
+
+
+def test_spare_memory_is_bounded(monkeypatch):
+    from dmft import memory
+    memory.release_spare()
+    monkeypatch.setattr(memory, "SPARE_BYTES", 20_000)
+    memory.recycle([memory.history_array((3000,))])  # 24 kB: larger than the bound, freed
+    assert memory.spare_bytes() == 0
+    for _ in range(3):                               # 8 kB each: the oldest goes
+        memory.recycle([memory.history_array((1000,))])
+    assert 0 < memory.spare_bytes() <= 20_000
+    memory.release_spare()
+    assert memory.spare_bytes() == 0
