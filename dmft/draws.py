@@ -34,7 +34,7 @@ def _draw_group_inputs(gen, zT, xi, eps0, lo, hi):
             eps0[j, i] = gen.standard_normal()
 
 
-def draw_inputs(rngs, bounds, k, p):
+def draw_inputs(rngs, bounds, k, p, out=None):
     """Each path's z* (k, N), label-noise normal (N,) and eps0 (p, N), N = ``bounds[-1]``,
     group b = paths ``bounds[b]`` .. ``bounds[b+1]-1`` drawn from ``rngs[b]``.
 
@@ -46,14 +46,17 @@ def draw_inputs(rngs, bounds, k, p):
         Group boundaries.
     k, p : int
         Target directions and student width.
+    out : ndarray (k + 1 + p, N) or None
+        Where to draw them (rows: z*, the label noise, eps0); None for new arrays.
 
     Returns
     -------
     tuple of ndarray
-        ``zT`` (k, N), ``xi`` (N,), ``eps0`` (p, N), stored by coordinate.
+        ``zT`` (k, N), ``xi`` (N,), ``eps0`` (p, N), stored by coordinate (views of ``out``).
     """
     n = int(bounds[-1])
-    zT, xi, eps0 = np.empty((k, n)), np.empty(n), np.empty((p, n))
+    out = np.empty((k + 1 + p, n)) if out is None else out
+    zT, xi, eps0 = out[:k], out[k], out[k + 1:]
 
     def work(g0, g1):
         for b in range(g0, g1):

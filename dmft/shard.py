@@ -128,8 +128,13 @@ class Shard:
         self.response = response
         seqs = np.random.SeedSequence(seed).spawn(G)[g0:g1]
         self.rngs = tuple(np.random.default_rng(s) for s in seqs)
-        # per-path vectors stored by coordinate
-        self.zT, xi, self.eps0 = draw_inputs(self.rngs, self.bounds, k, p)
+        # per-path vectors stored by coordinate, one block (dmft.memory): z*, the label
+        # noise, eps0 (drawn), g (zeroed)
+        self.paths = history_array((k + 1 + 2 * p, n))
+        self.zT, xi, self.eps0 = draw_inputs(self.rngs, self.bounds, k, p,
+                                             out=self.paths[:k + 1 + p])
+        self.g_prev = self.paths[k + 1 + p:]
+        self.g_prev[:] = 0.0
         self.y = pr.labels(self.zT.T, xi)
         masks = [pr.plan.mask(rng, self.bounds[b + 1] - self.bounds[b], T)
                  for b, rng in enumerate(self.rngs)]
@@ -153,7 +158,6 @@ class Shard:
         for c in np.flatnonzero(self.chunks[:, 1] < kernels.CHUNK):
             for x in (self.nu, self.kappa):
                 x[c, :, :, self.chunks[c, 1]:] = 0
-        self.g_prev = np.zeros((p, n))
         self.D_hist = np.zeros((T + 1, n, p, p)) if response == "pathwise" else None
         self.compiled = False
 
@@ -210,10 +214,10 @@ class Shard:
         return w.seconds
 
     def close(self):
-        """Hand the histories' memory to the next solve of this process
-        (:func:`dmft.memory.recycle`); the shard cannot step afterwards."""
-        arrays = [self.nu, self.kappa]
-        self.nu = self.kappa = None
+        """Hand the memory of the histories and of the per-path vectors to the next solve of
+        this process (:func:`dmft.memory.recycle`); the shard cannot step afterwards."""
+        arrays = [self.nu, self.kappa, self.paths]
+        self.nu = self.kappa = self.paths = self.zT = self.eps0 = self.g_prev = None
         recycle(arrays)
 
     def step(self, t, coef):
