@@ -58,13 +58,15 @@ MEMORY_HEADROOM = 0.8
 
 
 def available_bytes():
-    """Memory available to a new allocation (MemAvailable of /proc/meminfo), or None when it
-    cannot be known (then no memory check is made)."""
+    """Memory available to a new allocation (MemAvailable of /proc/meminfo, plus the spare
+    memory this process keeps for its next solve, :mod:`dmft.memory`), or None when it cannot
+    be known (then no memory check is made)."""
+    from .memory import spare_bytes          # numba: not loaded by a CLI that only checks
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    return int(line.split()[1]) * 1024 + spare_bytes()
     except (OSError, ValueError, IndexError):
         pass
     return None

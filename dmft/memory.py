@@ -26,7 +26,8 @@ sample side gets there", and the long-horizon guide):
   already (on this virtual machine fresh memory faults in at 3 to 10 GB/s, a tenth to a third
   of a 2e5 x 20 solve; a sweep or a notebook solves many times in one process).  At most
   :data:`SPARE_BYTES` are kept (the most recently released first), so a process holds no more
-  than that between solves; a larger history is freed as before.  A reused array holds the
+  than that between solves, and frees them before it takes fresh memory (so the memory check
+  of :mod:`dmft.checks` counts them as available); a larger history is freed as before.  A reused array holds the
   previous solve's values: its owner writes every element it later reads (the step kernel
   writes kappa(t-1) at step t before any read, the draws fill nu), and a test solves with
   spare memory full of NaN to check it.
@@ -81,8 +82,10 @@ def touched_zeros(shape, dtype=np.float64):
 def history_array(shape, dtype=np.float64):
     """An array of ``shape`` and ``dtype``, C-contiguous, on a 64-byte boundary, every page
     mapped: memory handed back by an earlier solve of this process (:func:`recycle`) when a
-    large enough block is spare, whose values are then that solve's, otherwise
-    :func:`touched_zeros`.  Its owner must write every element before reading it.
+    large enough block is spare (the smallest such), whose values are then that solve's;
+    otherwise the spare blocks are freed and the array is :func:`touched_zeros`, so that a
+    process never holds idle spares while it takes fresh memory.  Its owner must write every
+    element before reading it.
 
     Parameters
     ----------
@@ -101,6 +104,8 @@ def history_array(shape, dtype=np.float64):
     with _SPARE_LOCK:
         fits = [i for i, b in enumerate(_SPARE) if b.nbytes >= nbytes + ALIGN]
         buf = _SPARE.pop(min(fits, key=lambda i: _SPARE[i].nbytes)) if fits else None
+        if buf is None:        # fresh memory: the spares (too small) are freed first
+            _SPARE.clear()
     if buf is None:
         return touched_zeros(shape, dtype)
     start = -buf.ctypes.data % ALIGN
