@@ -46,7 +46,8 @@ from .threads import over_groups
 PAGE = 4096                 # bytes per base page
 ALIGN = 64                  # bytes: a cache line (one AVX-512 load)
 RANGES = 64                 # parts of an array touched, shared among the threads
-SPARE_BYTES = 512 * 2**20   # most bytes of released histories kept for the next solve
+#: The most bytes of finished solves' histories a process keeps for its next solve.
+SPARE_BYTES = 512 * 2**20
 
 _SPARE = []                 # owner buffers (uint8) handed back by recycle, oldest first
 _SPARE_LOCK = threading.Lock()
@@ -141,14 +142,25 @@ def recycle(arrays):
 
 
 def spare_bytes():
-    """Bytes of released memory this process keeps for its next solve (:func:`recycle`)."""
+    """The memory this process keeps for its next solve.
+
+    Returns
+    -------
+    int
+        Bytes handed back by finished solves (:func:`recycle`) and not yet taken again.
+    """
     with _SPARE_LOCK:
         return sum(b.nbytes for b in _SPARE)
 
 
 def release_spare():
-    """Free the memory :func:`recycle` keeps (it is returned to the system when nothing
-    else refers to it)."""
+    """Free the memory this process keeps for its next solve (it goes back to the system),
+    e.g. before a large computation of another kind; the next solve then takes fresh memory.
+
+    Returns
+    -------
+    None
+    """
     with _SPARE_LOCK:
         _SPARE.clear()
 
