@@ -147,7 +147,7 @@ def spare_bytes():
     Returns
     -------
     int
-        Bytes handed back by finished solves (:func:`recycle`) and not yet taken again.
+        Bytes handed back by finished solves and not yet taken again.
     """
     with _SPARE_LOCK:
         return sum(b.nbytes for b in _SPARE)
