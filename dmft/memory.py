@@ -73,11 +73,16 @@ def touched_zeros(shape, dtype=np.float64):
     dtype = np.dtype(dtype)
     n = int(np.prod(shape))
     buf = np.zeros(n * dtype.itemsize + ALIGN, dtype=np.uint8)
-    start = -buf.ctypes.data % ALIGN
-    x = buf[start:start + n * dtype.itemsize].view(dtype).reshape(shape)
     if n:
         over_groups(_touch, RANGES, buf, RANGES)
-    return x
+    return _aligned_view(buf, shape, dtype)
+
+
+def _aligned_view(buf, shape, dtype):
+    """The array of ``shape`` and ``dtype`` in the bytes ``buf`` (uint8) from its first
+    64-byte boundary on (``buf`` holds ALIGN bytes more than the array)."""
+    start = -buf.ctypes.data % ALIGN
+    return buf[start:start + int(np.prod(shape)) * dtype.itemsize].view(dtype).reshape(shape)
 
 
 def history_array(shape, dtype=np.float64):
@@ -90,10 +95,8 @@ def history_array(shape, dtype=np.float64):
 
     Parameters
     ----------
-    shape : tuple of int
-        Shape of the array.
-    dtype : dtype
-        Element type.
+    shape, dtype : tuple of int, dtype
+        As for :func:`touched_zeros`.
 
     Returns
     -------
@@ -107,10 +110,7 @@ def history_array(shape, dtype=np.float64):
         buf = _SPARE.pop(min(fits, key=lambda i: _SPARE[i].nbytes)) if fits else None
         if buf is None:        # fresh memory: the spares (too small) are freed first
             _SPARE.clear()
-    if buf is None:
-        return touched_zeros(shape, dtype)
-    start = -buf.ctypes.data % ALIGN
-    return buf[start:start + nbytes].view(dtype).reshape(shape)
+    return touched_zeros(shape, dtype) if buf is None else _aligned_view(buf, shape, dtype)
 
 
 def recycle(arrays):
