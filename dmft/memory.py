@@ -25,12 +25,12 @@ sample side gets there", and the long-horizon guide):
   process takes them (:func:`history_array`) instead of fresh memory: their pages are mapped
   already (on this virtual machine fresh memory faults in at 3 to 10 GB/s, a tenth to a third
   of a 2e5 x 20 solve; a sweep or a notebook solves many times in one process).  At most
-  :data:`SPARE_BYTES` are kept (the most recently released first), so a process holds no more
-  than that between solves, and frees them before it takes fresh memory (so the memory check
-  of :mod:`dmft.checks` counts them as available); a larger history is freed as before.  A reused array holds the
-  previous solve's values: its owner writes every element it later reads (the step kernel
-  writes kappa(t-1) at step t before any read, the draws fill nu), and a test solves with
-  spare memory full of NaN to check it.
+  :data:`SPARE_BYTES` are kept (the oldest dropped first), so a process holds no more than
+  that between solves, and it frees them before it takes fresh memory (so the memory check of
+  :mod:`dmft.checks` counts them as available); a larger history is freed as before.  A
+  reused array holds the previous solve's values: its owner writes every element it later
+  reads (the step kernel writes kappa(t-1) at step t before any read, the draws fill nu), and
+  a test solves with spare memory full of NaN to check it.
 
 The values read are the same either way: nothing here changes a number.
 """

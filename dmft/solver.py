@@ -137,22 +137,24 @@ def _compile(shards, notice):
     """Compile the step kernel of every shard (on its worker for actors) before the sweep,
     calling ``notice`` when a compilation starts; returns the seconds spent compiling (the
     slowest shard's)."""
-    calls = [sh.compile(notice) if isinstance(sh, Shard) else sh.compile()
-             for _, _, sh in shards]
-    return max(c.result() if hasattr(c, "result") else c for c in calls)
+    return max(_results([sh.compile(notice) if isinstance(sh, Shard) else sh.compile()
+                         for _, _, sh in shards]))
 
 
 def _close(shards):
     """Hand every shard's histories to the next solve of its process (:meth:`Shard.close`)."""
-    for c in [sh.close() for _, _, sh in shards]:
-        if hasattr(c, "result"):
-            c.result()
+    _results([sh.close() for _, _, sh in shards])
 
 
 def _step_all(shards, t, coef):
     """Run step t on every shard (concurrently for actors) and join their per-group sums."""
-    calls = [sh.step(t, coef.groups(g0, g1)) for g0, g1, sh in shards]
-    return StepSums.join([c.result() if hasattr(c, "result") else c for c in calls])
+    return StepSums.join(_results([sh.step(t, coef.groups(g0, g1)) for g0, g1, sh in shards]))
+
+
+def _results(calls):
+    """The values of calls made on every shard: an actor's call returns a future (all were
+    started before the first is waited for), an in-process shard's its value."""
+    return [c.result() if hasattr(c, "result") else c for c in calls]
 
 
 def solve(problem, **options):
