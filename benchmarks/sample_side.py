@@ -13,8 +13,8 @@ read bandwidth too; the three are interleaved round by round so that a
 neighbour's load hits all of them alike, and each figure is the best over the rounds.  On a
 shared machine the result is provisional: rerun it idle.  The read bandwidth of the project's
 virtual machine is not one number: from one process to the next it measured 41 to 47 GB/s or
-69 to 78 GB/s on the same idle afternoon (the host's placement of the two cores, out of the
-guest's hands), which moves the floor by a factor 1.7; so the record lists every round too.
+69 to 78 GB/s on the same idle afternoon (likely the host's placement of the two cores, out
+of the guest's hands), which moves the floor by a factor 1.7; so the record lists every round too.
 Appends to benchmarks/sample_side.md.
 
 Two more yardsticks say where the time goes, measured in their own process:
@@ -63,12 +63,13 @@ def main():
         d, n, (bw, tr, ca) = measure("dmft", N, T, 5), measure("numpy", N, T, 5), yardsticks()
         rows.append((d, n, bw, tr, ca))
         floor = history_bytes(N, T) / bw
-        rounds.append(f"  - round {i + 1}: dmft.solve {d['time']:.3f} s (sample side "
-                      f"{d['sample_side']:.3f} s), numpy {n['time']:.3f} s, read bandwidth "
-                      f"{bw / 1e9:.1f} GB/s, traffic alone {tr:.3f} s, in cache {ca:.3f} s: "
-                      f"speed-up {n['time'] / d['time']:.2f}x, sample side "
-                      f"{d['sample_side'] / floor:.2f}x the floor")
-        print(rounds[-1].strip(" -"), flush=True)
+        line = (f"round {i + 1}: dmft.solve {d['time']:.3f} s (sample side "
+                f"{d['sample_side']:.3f} s), numpy {n['time']:.3f} s, read bandwidth "
+                f"{bw / 1e9:.1f} GB/s, traffic alone {tr:.3f} s, in cache {ca:.3f} s: "
+                f"speed-up {n['time'] / d['time']:.2f}x, sample side "
+                f"{d['sample_side'] / floor:.2f}x the floor")
+        print(line, flush=True)
+        rounds.append(f"  - {line}")
     t_dmft = min(r[0]["time"] for r in rows)
     t_sample = min(r[0]["sample_side"] for r in rows)
     t_numpy = min(r[1]["time"] for r in rows)
