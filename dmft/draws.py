@@ -145,14 +145,11 @@ CHUNKED_COLUMNS = 400
 
 
 @njit(cache=True, nogil=True)
-def _chunk_columns(nu, chunks, c, zT, xi, eps0, X, base=0):
-    """The m columns of chunk c's paths as the rows of X, float64, path i of the chunk in
-    column base + i: 1, z* (k), the label noise, eps0 (p), nu(0) .. nu(T-1) (p each).  X is
-    one chunk's buffer (m, CHUNK) or a whole group's matrix (m, n)."""
-    T, p = nu.shape[1], nu.shape[2]
-    k = zT.shape[0]
+def _lead_columns(chunks, c, zT, xi, eps0, X, base=0):
+    """The m0 = 2 + k + p leading columns of chunk c's paths as the first rows of X,
+    float64, path i of the chunk in column base + i: 1, z* (k), the label noise, eps0 (p)."""
+    k, p = zT.shape[0], eps0.shape[0]
     i0, nw = chunks[c, 0], chunks[c, 1]
-    m0 = 2 + k + p
     for ii in range(nw):
         X[0, base + ii] = 1.0
         X[1 + k, base + ii] = xi[i0 + ii]
@@ -162,6 +159,17 @@ def _chunk_columns(nu, chunks, c, zT, xi, eps0, X, base=0):
     for j in range(p):
         for ii in range(nw):
             X[2 + k + j, base + ii] = eps0[j, i0 + ii]
+
+
+@njit(cache=True, nogil=True)
+def _chunk_columns(nu, chunks, c, zT, xi, eps0, X, base=0):
+    """The m columns of chunk c's paths as the rows of X, float64, path i of the chunk in
+    column base + i: those of :func:`_lead_columns`, then nu(0) .. nu(T-1) (p each).  X is
+    one chunk's buffer (m, CHUNK) or a whole group's matrix (m, n)."""
+    T, p = nu.shape[1], nu.shape[2]
+    m0 = 2 + zT.shape[0] + p
+    _lead_columns(chunks, c, zT, xi, eps0, X, base)
+    nw = chunks[c, 1]
     for t in range(T):
         for j in range(p):
             src, dst = nu[c, t, j], X[m0 + t * p + j]
@@ -170,44 +178,78 @@ def _chunk_columns(nu, chunks, c, zT, xi, eps0, X, base=0):
 
 
 @njit(cache=True, nogil=True, fastmath=_FM)
+def _dot(x, y, nw):
+    """sum_i x[i] y[i] over i < nw in float64 (a float32 row converted exactly): one vector
+    reduction, whose order the compiler fixes by the loop's shape alone."""
+    s = 0.0
+    for ii in range(nw):
+        s += np.float64(x[ii]) * np.float64(y[ii])
+    return s
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def _dot4(x, y0, y1, y2, y3, nw):
+    """The four dot products of x with y0 .. y3 (as :func:`_dot`) in one sweep, x loaded
+    once; each is its own vector reduction, in the order of :func:`_dot`."""
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    for ii in range(nw):
+        v = np.float64(x[ii])
+        s0 += v * np.float64(y0[ii])
+        s1 += v * np.float64(y1[ii])
+        s2 += v * np.float64(y2[ii])
+        s3 += v * np.float64(y3[ii])
+    return s0, s1, s2, s3
+
+
+@njit(cache=True, nogil=True)
+def _add4(gram, b, a, s):
+    """Add the four sums s to gram[b, a] .. gram[b, a + 3]."""
+    gram[b, a] += s[0]
+    gram[b, a + 1] += s[1]
+    gram[b, a + 2] += s[2]
+    gram[b, a + 3] += s[3]
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
 def _group_gram(nu, chunks, c0, c1, zT, xi, eps0, X, gram):
     """The upper triangle of the Gram matrix X^T X (m, m) of the columns over the chunks
-    c0 .. c1-1 (one group), chunk by chunk (each chunk's dot products are vector reductions,
-    four at a time)."""
-    m = X.shape[0]
-    for a in range(m):
+    c0 .. c1-1 (one group), chunk by chunk.  The m0 leading columns (1, z*, the label noise,
+    eps0) go into X's first rows; the innovations' rows are read where they lie, in ``nu``
+    (float32, converted exactly: half the bytes of float64 copies).  Four rows a at a time
+    against every row b before them (:func:`_dot4`): each b is loaded once for four dot
+    products while the four stay in the L1 cache.  Each entry is still one dot product per
+    chunk, which the compiler vectorises alike in :func:`_dot` and :func:`_dot4`, so the
+    blocking moves no bit (tests/test_innovations.py: against the pair-by-pair Gram)."""
+    T, p = nu.shape[1], nu.shape[2]
+    m0 = X.shape[0] - T * p
+    for a in range(m0 + T * p):
         for b in range(a + 1):
             gram[b, a] = 0.0
     for c in range(c0, c1):
-        _chunk_columns(nu, chunks, c, zT, xi, eps0, X)
+        _lead_columns(chunks, c, zT, xi, eps0, X)
         nw = chunks[c, 1]
-        for a in range(m):
-            xa = X[a, :nw]
-            b = 0
-            while b + 4 <= a + 1:
-                x0, x1, x2, x3 = X[b, :nw], X[b + 1, :nw], X[b + 2, :nw], X[b + 3, :nw]
-                s0 = 0.0
-                s1 = 0.0
-                s2 = 0.0
-                s3 = 0.0
-                for ii in range(nw):
-                    v = xa[ii]
-                    s0 += v * x0[ii]
-                    s1 += v * x1[ii]
-                    s2 += v * x2[ii]
-                    s3 += v * x3[ii]
-                gram[b, a] += s0
-                gram[b + 1, a] += s1
-                gram[b + 2, a] += s2
-                gram[b + 3, a] += s3
-                b += 4
-            while b <= a:
-                xb = X[b, :nw]
-                s0 = 0.0
-                for ii in range(nw):
-                    s0 += xa[ii] * xb[ii]
-                gram[b, a] += s0
-                b += 1
+        Y = nu[c].reshape((T * p, nu.shape[3]))          # the innovations' rows
+        for a in range(m0):
+            for b in range(a + 1):
+                gram[b, a] += _dot(X[a], X[b], nw)
+        for a1 in range(0, T * p - 3, 4):
+            y0, y1, y2, y3 = Y[a1], Y[a1 + 1], Y[a1 + 2], Y[a1 + 3]
+            a = m0 + a1
+            for b in range(m0):
+                _add4(gram, b, a, _dot4(X[b], y0, y1, y2, y3, nw))
+            for b1 in range(a1 + 1):
+                _add4(gram, m0 + b1, a, _dot4(Y[b1], y0, y1, y2, y3, nw))
+            for r in range(1, 4):                     # the block's own triangle
+                for b1 in range(a1 + 1, a1 + r + 1):
+                    gram[m0 + b1, a + r] += _dot(Y[a1 + r], Y[b1], nw)
+        for a1 in range(T * p - T * p % 4, T * p):    # the rows left over
+            for b in range(m0):
+                gram[b, m0 + a1] += _dot(Y[a1], X[b], nw)
+            for b1 in range(a1 + 1):
+                gram[m0 + b1, m0 + a1] += _dot(Y[a1], Y[b1], nw)
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"})

@@ -142,3 +142,45 @@ def test_blocked_apply_is_the_row_by_row_substitution(k, p, T):
         np.testing.assert_array_equal(nu[c, :, :, :nw],
                                       Y[m - T * p:, :nw].reshape(T, p, nw).astype(np.float32))
     np.testing.assert_array_equal(X[:, :nw], Y[:, :nw])        # the last chunk in float64
+
+
+@njit(fastmath={"reassoc", "contract"})
+def _gram_pair_by_pair(X, nw, gram):
+    """The Gram matrix of one chunk's rows one dot product at a time (the form of
+    ``dmft.draws._group_gram`` before four rows shared each sweep), added to ``gram``."""
+    m = X.shape[0]
+    for a in range(m):
+        for b in range(a + 1):
+            s = 0.0
+            for ii in range(nw):
+                s += X[a, ii] * X[b, ii]
+            gram[b, a] += s
+
+
+@pytest.mark.parametrize("k, p, T, N", [(2, 2, 15, 3000), (1, 1, 7, 700), (3, 2, 10, 1111),
+                                        (1, 3, 9, 2049)])
+def test_blocked_gram_is_the_pair_by_pair_gram(k, p, T, N):
+    """Taking four rows against each earlier row, the innovations' rows read in float32, moves
+    no bit of the Gram matrix: each entry is still one dot product per chunk, in the same
+    order (chunks of every width, the last one partial)."""
+    from dmft.draws import _chunk_columns, _group_gram, draw_inputs, draw_nu
+    from dmft.kernels import CHUNK
+    from dmft.shard import chunk_layout, group_bounds
+    bounds = group_bounds(N, 1)
+    chunks, group_chunks = chunk_layout(bounds)
+    rngs = (np.random.default_rng(3),)
+    zT, xi, eps0 = draw_inputs(rngs, bounds, k, p)
+    nu = np.zeros((len(chunks), T, p, CHUNK), np.float32)
+    draw_nu(rngs, nu, chunks, group_chunks)
+    m = 2 + k + p + T * p
+    X, gram = np.empty((m, CHUNK)), np.empty((m, m))
+    _group_gram(nu, chunks, 0, len(chunks), zT, xi, eps0, X, gram)
+    ref, cols = np.zeros((m, m)), []
+    for c in range(len(chunks)):
+        _chunk_columns(nu, chunks, c, zT, xi, eps0, X)
+        _gram_pair_by_pair(X, chunks[c, 1], ref)
+        cols.append(X[:, :chunks[c, 1]].copy())
+    iu = np.triu_indices(m)
+    np.testing.assert_array_equal(gram[iu], ref[iu])
+    full = np.concatenate(cols, axis=1)
+    np.testing.assert_allclose(gram[iu], (full @ full.T)[iu], rtol=1e-12, atol=1e-9 * N)
