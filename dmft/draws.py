@@ -224,8 +224,9 @@ def _group_gram(nu, chunks, c0, c1, zT, xi, eps0, X, gram):
     chunk, which the compiler vectorises alike in :func:`_dot` and :func:`_dot4`, so the
     blocking moves no bit (tests/test_innovations.py: against the pair-by-pair Gram)."""
     T, p = nu.shape[1], nu.shape[2]
-    m0 = X.shape[0] - T * p
-    for a in range(m0 + T * p):
+    m = X.shape[0]
+    m0 = m - T * p
+    for a in range(m):
         for b in range(a + 1):
             gram[b, a] = 0.0
     for c in range(c0, c1):
